@@ -1,0 +1,433 @@
+"""The geometry of an N-d convolution: every argument normalized and validated, once.
+
+Notation (conv-math.md), for ``nd`` spatial axes:
+
+    x  (N, C, *in_size)            input batch, e.g. (N, C, H, W)
+    w  (F, C // G, *kernel_size)   filters, e.g. (F, C/G, HH, WW); G = groups
+    b  (F,)                        optional bias
+    y  (N, F, *out_size)           output; dy has the same shape
+
+Every public function of convgrad passes its arguments through this module before any
+work is done, so every error message lives here. Internally padding is always explicit
+``(lo, hi)`` pairs per spatial axis; strings ('same', 'valid') never leave this module.
+
+A transposed convolution is described by the geometry of the forward convolution it is
+the adjoint of (see :func:`conv_transpose_geometry`): its input plays the role of ``y``
+and its output the role of ``x``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ConvGeometry",
+    "as_float_array",
+    "check_algorithm",
+    "check_grad_output",
+    "conv_geometry",
+    "conv_transpose_geometry",
+    "ntuple",
+    "normalize_padding",
+    "output_size",
+    "same_padding",
+]
+
+ALGORITHMS = ("auto", "fast", "reference")
+PADDING_STRINGS = ("valid", "same")
+SUPPORTED_DTYPES = (np.float16, np.float32, np.float64)
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+_WEIGHT_LAYOUTS = {1: "(F, C/groups, K)", 2: "(F, C/groups, HH, WW)", 3: "(F, C/groups, KD, KH, KW)"}
+_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything about one convolution except the numbers in its arrays.
+
+    ``padding`` holds ``(lo, hi)`` pairs per spatial axis. ``out_size`` is normally given by
+    :func:`output_size`; a transposed convolution with ``output_padding >= stride`` (allowed
+    when it is below the dilation, as in PyTorch) reads only the first ``out_size`` outputs
+    of the forward convolution it is the adjoint of.
+    """
+
+    batch: int                       # N
+    in_channels: int                 # C
+    out_channels: int                # F
+    groups: int                      # G
+    in_size: tuple[int, ...]         # (H, W)
+    kernel_size: tuple[int, ...]     # (HH, WW)
+    stride: tuple[int, ...]          # (sh, sw)
+    dilation: tuple[int, ...]        # (dh, dw)
+    padding: tuple[tuple[int, int], ...]  # ((top, bottom), (left, right))
+    out_size: tuple[int, ...]        # (H', W')
+    dtype: np.dtype = np.dtype(np.float64)  # the dtype the arithmetic runs in
+
+    @property
+    def nd(self) -> int:
+        """Number of spatial axes."""
+        return len(self.in_size)
+
+    @property
+    def kernel_extent(self) -> tuple[int, ...]:
+        """Dilated kernel size per axis: d * (k - 1) + 1."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
+
+    @property
+    def padded_size(self) -> tuple[int, ...]:
+        """Spatial size of the zero-padded input."""
+        return tuple(n + lo + hi for n, (lo, hi) in zip(self.in_size, self.padding))
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.in_channels, *self.in_size)
+
+    @property
+    def w_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+
+    @property
+    def y_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.out_channels, *self.out_size)
+
+
+# ----------------------------------------------------------------------------------------
+# Scalars and tuples
+
+
+def _is_int(value) -> bool:
+    """True for Python and NumPy integers, False for bool (a bool is not a size)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _positive_int(value, name: str, what: str = "a positive int") -> int:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def ntuple(value, n: int, name: str) -> tuple[int, ...]:
+    """Normalize a stride or dilation: a positive int, or a sequence of ``n`` positive ints.
+
+    >>> ntuple(2, 2, "stride")
+    (2, 2)
+    >>> ntuple((1, 3), 2, "stride")
+    (1, 3)
+    """
+    allowed = f"a positive int or a tuple of {n} positive ints"
+    if _is_int(value):
+        value = (value,) * n
+    elif isinstance(value, (tuple, list)):
+        if len(value) != n:
+            raise ValueError(
+                f"{name} has {len(value)} entries, {tuple(value)!r}; expected {allowed}"
+            )
+    else:
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+    for item in value:
+        if not _is_int(item):
+            raise TypeError(f"{name} must be {allowed}, got {tuple(value)!r}: "
+                            f"{item!r} is a {type(item).__name__}")
+        if item < 1:
+            raise ValueError(f"{name} must be {allowed}, got {tuple(value)!r}")
+    return tuple(int(item) for item in value)
+
+
+def _nonnegative(item, name: str, value, allowed: str) -> int:
+    if not _is_int(item):
+        raise TypeError(f"{name} must be {allowed}, got {value!r}: "
+                        f"{item!r} is a {type(item).__name__}")
+    if item < 0:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}: negative padding is not "
+                         f"allowed (crop the input instead)")
+    return int(item)
+
+
+def normalize_padding(padding, n: int, name: str = "padding", *, strings: bool = True):
+    """Normalize padding to ``(lo, hi)`` pairs per axis, or return 'same' / 'valid'.
+
+    Accepts an int (all sides), a tuple of ``n`` ints (per axis, both sides), or a tuple of
+    ``n`` entries each an int or a ``(lo, hi)`` pair. Strings are resolved later by
+    :func:`same_padding`, which needs the input size.
+    """
+    allowed = (f"a non-negative int, a tuple of {n} non-negative ints, or a tuple of {n} "
+               f"(lo, hi) pairs" + (", or 'same' or 'valid'" if strings else ""))
+    if isinstance(padding, str):
+        if not strings:
+            raise ValueError(f"{name}={padding!r} is not supported here; expected {allowed}")
+        if padding in PADDING_STRINGS:
+            return padding
+        hint = (f" (padding strings are lower case: did you mean {padding.lower()!r}?)"
+                if padding.lower() in PADDING_STRINGS else "")
+        raise ValueError(f"{name}={padding!r} is not a known padding string; expected "
+                         f"'same' or 'valid'{hint}")
+    if _is_int(padding):
+        p = _nonnegative(padding, name, padding, allowed)
+        return ((p, p),) * n
+    if not isinstance(padding, (tuple, list)):
+        raise TypeError(f"{name} must be {allowed}, got {padding!r} "
+                        f"({type(padding).__name__})")
+    if len(padding) != n:
+        extra = ""
+        if n == 1 and len(padding) == 2 and all(_is_int(p) for p in padding):
+            extra = f"; for asymmetric padding write (({padding[0]}, {padding[1]}),)"
+        raise ValueError(f"{name} has {len(padding)} entries, {tuple(padding)!r}; expected "
+                         f"{allowed}{extra}")
+    pairs = []
+    for item in padding:
+        if isinstance(item, (tuple, list)):
+            if len(item) != 2:
+                raise ValueError(f"{name} must be {allowed}, got {tuple(padding)!r}: "
+                                 f"{tuple(item)!r} is not a (lo, hi) pair")
+            pairs.append(tuple(_nonnegative(p, name, tuple(padding), allowed) for p in item))
+        else:
+            p = _nonnegative(item, name, tuple(padding), allowed)
+            pairs.append((p, p))
+    return tuple(pairs)
+
+
+def same_padding(in_size, kernel_size, stride, dilation):
+    """'same' padding: output = ceil(in / stride), the odd pixel after (TF/JAX/ONNX SAME_UPPER).
+
+    At stride 1 this is PyTorch's padding='same'.
+    """
+    pairs = []
+    for n, k, s, d in zip(in_size, kernel_size, stride, dilation):
+        out = -(-n // s)
+        total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
+
+
+def output_size(in_size: int, kernel_size: int, stride: int, dilation: int,
+                pad_lo: int, pad_hi: int) -> int:
+    """H' = floor((H + p_lo + p_hi - d*(k - 1) - 1) / s) + 1: the one output-size formula.
+
+    May be < 1 for impossible geometries; :func:`conv_geometry` turns that into an error.
+    """
+    return (in_size + pad_lo + pad_hi - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+def check_algorithm(algorithm) -> str:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} is not known; expected one of "
+                         f"{', '.join(repr(a) for a in ALGORITHMS)}")
+    return algorithm
+
+
+# ----------------------------------------------------------------------------------------
+# Arrays
+
+
+def as_float_array(a, name: str) -> np.ndarray:
+    """Turn ``a`` into a float ndarray without copying when it already is one.
+
+    float16/float32/float64 are kept. Integer arrays (and Python ints) are computed in
+    float64, as NumPy promotes them. Booleans, complex numbers, strings, objects, None and
+    ragged lists are refused with a TypeError or ValueError naming the argument.
+    """
+    if a is None:
+        raise TypeError(f"{name} must be an array of floats, got None")
+    if isinstance(a, (str, bytes)):
+        raise TypeError(f"{name} must be an array of floats, got a {type(a).__name__}: {a!r}")
+    if not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except (ValueError, TypeError) as error:  # ragged lists, odd objects
+            raise ValueError(f"{name} could not be read as an array of floats "
+                             f"(ragged or mixed nesting?): {error}") from None
+    kind = a.dtype.kind
+    if kind in "iu":
+        return a.astype(np.float64)
+    if kind == "f":
+        if a.dtype.type not in SUPPORTED_DTYPES:
+            raise TypeError(f"{name} has dtype {a.dtype}; supported: float16, float32, "
+                            f"float64 (and integers, computed in float64)")
+        return a
+    what = {"b": "boolean", "c": "complex", "O": "object", "U": "string", "S": "bytes",
+            "V": "structured", "M": "datetime", "m": "timedelta"}.get(kind, str(a.dtype))
+    raise TypeError(f"{name} has {what} dtype {a.dtype}; expected real numbers "
+                    f"(float16, float32, float64, or integers computed in float64)")
+
+
+def _compute_dtype(*dtypes) -> np.dtype:
+    """NumPy's promotion of float dtypes (None skipped); float16 arithmetic runs in float32."""
+    dtype = np.result_type(*[d.dtype if isinstance(d, np.ndarray) else d
+                             for d in dtypes if d is not None])
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def _check_ndim(a: np.ndarray, name: str, nd: int, layout: str, op: str) -> None:
+    if a.ndim != nd + 2:
+        raise ValueError(f"{op}: {name} must be {nd + 2}-D {layout}, got a {a.ndim}-D array "
+                         f"of shape {a.shape}")
+
+
+def _check_batch_arrays(op: str, nd: int, x, w, b, x_name="x"):
+    x = as_float_array(x, f"{op}: {x_name}")
+    w = as_float_array(w, f"{op}: w")
+    b = None if b is None else as_float_array(b, f"{op}: b")
+    _check_ndim(x, x_name, nd, _LAYOUTS[nd], op)
+    _check_ndim(w, "w", nd, _WEIGHT_LAYOUTS[nd], op)
+    zero = [ax for ax, n in zip(_AXES[nd], x.shape[2:]) if n == 0]
+    if zero:
+        raise ValueError(f"{op}: {x_name} of shape {x.shape} has empty spatial axes "
+                         f"({', '.join(zero)}); every spatial size must be at least 1")
+    zero = [ax for ax, n in zip(_AXES[nd], w.shape[2:]) if n == 0]
+    if zero:
+        raise ValueError(f"{op}: w of shape {w.shape} has an empty kernel "
+                         f"({', '.join(zero)}); every kernel size must be at least 1")
+    return x, w, b
+
+
+def _check_groups(op, groups, channels, channels_name, filters, filters_name):
+    groups = _positive_int(groups, f"{op}: groups")
+    if channels % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the {channels_name} "
+                         f"({channels}); choose groups among the divisors of {channels}")
+    if filters % groups:
+        raise ValueError(f"{op}: groups={groups} must divide the {filters_name} "
+                         f"({filters}); choose groups among the divisors of {filters}")
+    return groups
+
+
+def _check_bias(op: str, b, n: int, what: str):
+    if b is not None and b.shape != (n,):
+        raise ValueError(f"{op}: b must have shape ({n},), one value per {what}, "
+                         f"got shape {b.shape}")
+
+
+def _check_fits(op, nd, in_size, kernel, dilation, padding, stride, x_name="x"):
+    out = []
+    for axis, n, k, d, (lo, hi), s in zip(_AXES[nd], in_size, kernel, dilation, padding,
+                                          stride):
+        size = output_size(n, k, s, d, lo, hi)
+        if size < 1:
+            extent = d * (k - 1) + 1
+            raise ValueError(
+                f"{op}: the kernel along {axis} (size {k}, dilation {d}: effective size "
+                f"{extent}) is larger than the padded input ({n} + {lo} + {hi} = "
+                f"{n + lo + hi}); pad {x_name} by at least {extent - n - lo - hi} more, or "
+                f"use a smaller kernel or dilation")
+        out.append(size)
+    return tuple(out)
+
+
+def conv_geometry(x, w, b=None, *, nd: int, stride=1, padding=0, dilation=1, groups=1,
+                  op: str = "conv"):
+    """Validate a convolution's arguments; return ``(x, w, b, geometry)``.
+
+    The arrays come back as float ndarrays (integers converted to float64, never copied
+    otherwise). Raises ValueError or TypeError naming the bad value, before any work.
+    """
+    x, w, b = _check_batch_arrays(op, nd, x, w, b)
+    stride = ntuple(stride, nd, f"{op}: stride")
+    dilation = ntuple(dilation, nd, f"{op}: dilation")
+    padding = normalize_padding(padding, nd, f"{op}: padding")
+    n, c = x.shape[:2]
+    f, cg = w.shape[:2]
+    if f == 0:
+        raise ValueError(f"{op}: w of shape {w.shape} has no filters (F = 0); expected F >= 1")
+    groups = _check_groups(op, groups, c, "input channels C", f, "number of filters F")
+    if cg * groups != c:
+        raise ValueError(
+            f"{op}: x has C={c} channels but w of shape {w.shape} expects w.shape[1] x groups "
+            f"= {cg} x {groups} = {cg * groups}; w.shape[1] must be C / groups = {c // groups}")
+    _check_bias(op, b, f, "filter (F)")
+    in_size, kernel = tuple(x.shape[2:]), tuple(w.shape[2:])
+    if padding == "valid":
+        padding = ((0, 0),) * nd
+    elif padding == "same":
+        padding = same_padding(in_size, kernel, stride, dilation)
+    out = _check_fits(op, nd, in_size, kernel, dilation, padding, stride)
+    geometry = ConvGeometry(n, c, f, groups, in_size, kernel, stride, dilation, padding, out,
+                            _compute_dtype(x, w, b))
+    return x, w, b, geometry
+
+
+def conv_transpose_geometry(x, w, b=None, *, nd: int, stride=1, padding=0,
+                            output_padding=0, groups=1, dilation=1, op: str = "conv_transpose"):
+    """Validate a transposed convolution's arguments; return ``(x, w, b, geometry)``.
+
+    PyTorch's layout: x (N, C_in, *in), w (C_in, C_out / groups, *kernel), b (C_out,), and
+    output size (in - 1) * s - lo - hi + d * (k - 1) + output_padding + 1. The geometry
+    returned is that of the forward convolution whose input gradient this is: its ``x`` is
+    the transposed output (C = C_out channels) and its ``y`` the transposed input
+    (F = C_in channels), with the same weight array.
+
+    padding may also be 'valid' (none) or 'same' (output = in * stride, as TensorFlow's
+    conv2d_transpose); with 'same', output_padding is chosen by the geometry and must be 0.
+    """
+    x, w, b = _check_batch_arrays(op, nd, x, w, b)
+    stride = ntuple(stride, nd, f"{op}: stride")
+    dilation = ntuple(dilation, nd, f"{op}: dilation")
+    padding = normalize_padding(padding, nd, f"{op}: padding")
+    output_padding = normalize_padding(output_padding, nd, f"{op}: output_padding",
+                                       strings=False)
+    if any(lo != hi for lo, hi in output_padding):
+        raise ValueError(f"{op}: output_padding must be one non-negative int per axis, got "
+                         f"{output_padding!r}")
+    output_padding = tuple(lo for lo, _ in output_padding)
+    n, c_in = x.shape[:2]
+    if w.shape[0] != c_in:
+        raise ValueError(f"{op}: x has C_in={c_in} channels but w of shape {w.shape} has "
+                         f"w.shape[0]={w.shape[0]}; the weight layout is (C_in, C_out/groups, "
+                         f"*kernel) and w.shape[0] must equal C_in")
+    if w.shape[1] == 0:
+        raise ValueError(f"{op}: w of shape {w.shape} gives no output channels "
+                         f"(C_out/groups = 0); expected w.shape[1] >= 1")
+    groups = _check_groups(op, groups, c_in, "input channels C_in", c_in,
+                           "input channels C_in")
+    c_out = w.shape[1] * groups
+    _check_bias(op, b, c_out, "output channel (C_out = w.shape[1] x groups)")
+    in_size, kernel = tuple(x.shape[2:]), tuple(w.shape[2:])
+    if isinstance(padding, str):
+        if any(output_padding):
+            raise ValueError(f"{op}: output_padding={output_padding!r} cannot be combined "
+                             f"with padding={padding!r}, which sets the output size itself; "
+                             f"use output_padding=0")
+        if padding == "valid":
+            padding = ((0, 0),) * nd
+        else:
+            out_size = tuple(i * s for i, s in zip(in_size, stride))
+            padding = same_padding(out_size, kernel, stride, dilation)
+            output_padding = tuple(
+                o - ((i - 1) * s - lo - hi + d * (k - 1) + 1)
+                for o, i, s, (lo, hi), d, k in zip(out_size, in_size, stride, padding,
+                                                    dilation, kernel))
+    for axis, op_, s, d in zip(_AXES[nd], output_padding, stride, dilation):
+        if op_ >= max(s, d):
+            raise ValueError(f"{op}: output_padding={op_} along {axis} must be smaller than "
+                             f"either the stride ({s}) or the dilation ({d})")
+    out_size = []
+    for axis, i, k, s, d, (lo, hi), extra in zip(_AXES[nd], in_size, kernel, stride,
+                                                  dilation, padding, output_padding):
+        size = (i - 1) * s - lo - hi + d * (k - 1) + extra + 1
+        if size < 1:
+            raise ValueError(
+                f"{op}: the output along {axis} would have size {size} = ({i} - 1) x {s} - "
+                f"{lo} - {hi} + {d} x ({k} - 1) + {extra} + 1; the padding (it crops the "
+                f"output) must be at most {(i - 1) * s + d * (k - 1) + extra} in total")
+        out_size.append(size)
+    geometry = ConvGeometry(n, c_out, c_in, groups, tuple(out_size), kernel, stride,
+                            dilation, padding, in_size, _compute_dtype(x, w, b))
+    return x, w, b, geometry
+
+
+def check_grad_output(dy, geometry: ConvGeometry, shape: tuple[int, ...], op: str,
+                      name: str = "dy"):
+    """The upstream gradient: a float array of exactly the output's ``shape``.
+
+    Returns ``(dy, geometry)``, the geometry's arithmetic dtype promoted to include dy's.
+    """
+    dy = as_float_array(dy, f"{op}: {name}")
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{op}: {name} must have the output's shape {tuple(shape)}, got "
+                         f"{dy.shape}")
+    dtype = _compute_dtype(geometry.dtype, dy.dtype)
+    return dy, dataclasses.replace(geometry, dtype=dtype)
