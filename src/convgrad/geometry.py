@@ -121,8 +121,10 @@ def ntuple(value, n: int, name: str) -> tuple[int, ...]:
     """
     allowed = f"a positive int or a tuple of {n} positive ints"
     if _is_int(value):
-        value = (value,) * n
-    elif isinstance(value, (tuple, list)):
+        if value < 1:
+            raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        return (int(value),) * n
+    if isinstance(value, (tuple, list)):
         if len(value) != n:
             raise ValueError(
                 f"{name} has {len(value)} entries, {tuple(value)!r}; expected {allowed}"
@@ -274,6 +276,9 @@ def _check_batch_arrays(op: str, nd: int, x, w, b, x_name="x"):
     b = None if b is None else as_float_array(b, f"{op}: b")
     _check_ndim(x, x_name, nd, _LAYOUTS[nd], op)
     _check_ndim(w, "w", nd, _WEIGHT_LAYOUTS[nd], op)
+    if x.shape[1] == 0:
+        raise ValueError(f"{op}: {x_name} of shape {x.shape} has no channels (C = 0); "
+                         f"expected at least 1 channel")
     zero = [ax for ax, n in zip(_AXES[nd], x.shape[2:]) if n == 0]
     if zero:
         raise ValueError(f"{op}: {x_name} of shape {x.shape} has empty spatial axes "

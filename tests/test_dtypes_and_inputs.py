@@ -1,0 +1,133 @@
+"""dtype is kept, inputs are never modified, odd memory layouts work, budgets chunk."""
+import numpy as np
+import pytest
+
+import convgrad as cg
+from helpers import rel_err, torch_conv
+
+FUNCS = [
+    # (forward, backward, x shape, w shape, bias length, keywords)
+    (cg.conv2d, cg.conv2d_backward, (2, 4, 7, 6), (6, 2, 3, 3), 6, dict(stride=2, groups=2)),
+    (cg.conv1d, cg.conv1d_backward, (2, 3, 9), (4, 3, 3), 4, dict(padding="same")),
+    (cg.conv3d, cg.conv3d_backward, (1, 2, 4, 4, 5), (3, 2, 2, 2, 3), 3, dict(padding=1)),
+    (cg.conv_transpose2d, cg.conv_transpose2d_backward, (2, 4, 3, 4), (4, 3, 3, 3), 6,
+     dict(stride=2, groups=2, output_padding=1)),
+    (cg.conv_transpose1d, cg.conv_transpose1d_backward, (2, 3, 5), (3, 2, 4), 2,
+     dict(stride=3)),
+]
+IDS = ["conv2d", "conv1d", "conv3d", "conv_transpose2d", "conv_transpose1d"]
+
+
+def _arrays(case, dtype, seed=0):
+    _, _, xs, ws, nb, _ = case
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype),
+            rng.standard_normal(nb).astype(dtype))
+
+
+@pytest.mark.parametrize("algorithm", ["fast", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("case", FUNCS, ids=IDS)
+def test_dtype_kept(case, dtype, algorithm):
+    forward, backward, *_, kw = case
+    x, w, b = _arrays(case, dtype)
+    y = forward(x, w, b, algorithm=algorithm, **kw)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    dx, dw, db = backward(dy, x, w, b, algorithm=algorithm, **kw)
+    assert (y.dtype, dx.dtype, dw.dtype, db.dtype) == (np.dtype(dtype),) * 4
+    # float16 is computed in float32: close to the float64 result of the same numbers
+    if dtype == np.float16:
+        y64 = forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+        assert rel_err(y, y64) < 5e-3
+
+
+def test_mixed_dtypes_follow_numpy_promotion():
+    x, w, b = _arrays(FUNCS[0], np.float32)
+    kw = FUNCS[0][5]
+    y = cg.conv2d(x, w.astype(np.float64), b, **kw)
+    assert y.dtype == np.float64
+    dx, dw, db = cg.conv2d_backward(y, x, w.astype(np.float64), b, **kw)
+    # each gradient keeps its own input's dtype, computed in the promoted precision
+    assert (dx.dtype, dw.dtype, db.dtype) == (np.float32, np.float64, np.float32)
+    assert cg.conv2d(x, w, b.astype(np.float16), **kw).dtype == np.float32
+
+
+def test_integers_and_lists_are_computed_in_float64():
+    x = np.arange(2 * 3 * 5 * 5).reshape(2, 3, 5, 5)
+    w = np.ones((2, 3, 3, 3), dtype=np.int32)
+    y = cg.conv2d(x, w)
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, cg.conv2d(x.astype(float), w.astype(float)))
+    assert cg.conv1d([[[1, 2, 3, 4]]], [[[1.0, -1.0]]]).tolist() == [[[-1.0, -1.0, -1.0]]]
+
+
+@pytest.mark.parametrize("algorithm", ["fast", "reference"])
+@pytest.mark.parametrize("case", FUNCS, ids=IDS)
+def test_inputs_never_modified_and_read_only_ok(case, algorithm):
+    forward, backward, *_, kw = case
+    arrays = _arrays(case, np.float64)
+    y0 = forward(*arrays, **kw)
+    dy = np.random.default_rng(2).standard_normal(y0.shape)
+    arrays = arrays + (dy,)
+    copies = [a.copy() for a in arrays]
+    for a in arrays:
+        a.flags.writeable = False
+    x, w, b, dy = arrays
+    y = forward(x, w, b, algorithm=algorithm, **kw)
+    grads = backward(dy, x, w, b, algorithm=algorithm, **kw)
+    for a, c in zip(arrays, copies):
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12)
+    assert all(g.flags.writeable for g in (y, *grads))   # results are the caller's to keep
+
+
+@pytest.mark.parametrize("algorithm", ["fast", "reference"])
+def test_non_contiguous_inputs(algorithm):
+    rng = np.random.default_rng(3)
+    big_x = rng.standard_normal((3, 8, 9, 2 * 7))
+    x = big_x[::2, 1::2, :, ::2].transpose(0, 1, 3, 2)        # (2, 4, 7, 9), strided view
+    w = np.asfortranarray(rng.standard_normal((6, 2, 3, 2)))
+    b = rng.standard_normal(12)[::2]
+    kw = dict(stride=(2, 1), padding=((1, 0), (0, 2)), groups=2)
+    y = cg.conv2d(x, w, b, algorithm=algorithm, **kw)
+    dy = rng.standard_normal(y.shape)
+    dy_view = np.broadcast_to(dy[:1], dy.shape)              # zero-stride upstream gradient
+    truth = torch_conv(np.ascontiguousarray(x), np.ascontiguousarray(w), b.copy(),
+                       np.ascontiguousarray(dy_view), **kw)
+    ours = (y, *cg.conv2d_backward(dy_view, x, w, b, algorithm=algorithm, **kw))
+    for a, t in zip(ours, truth):
+        assert rel_err(a, t) < 1e-10
+
+
+def test_empty_batch_gives_empty_output_and_zero_gradients():
+    x, w, b = np.zeros((0, 3, 5, 5)), np.ones((4, 3, 3, 3)), np.ones(4)
+    y = cg.conv2d(x, w, b, stride=2)
+    assert y.shape == (0, 4, 2, 2)
+    dx, dw, db = cg.conv2d_backward(y, x, w, b, stride=2)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dw, np.zeros_like(w))
+    np.testing.assert_array_equal(db, np.zeros_like(b))
+
+
+def test_memory_budget_chunks_without_changing_results():
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((5, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3))
+    y = cg.conv2d(x, w, stride=2, padding=1)
+    dy = rng.standard_normal(y.shape)
+    grads = cg.conv2d_backward(dy, x, w, stride=2, padding=1)
+    one_sample = 3 * 9 * 5 * 4 * 8          # C*K rows x P positions x 8 bytes
+    with cg.memory_budget(one_sample):      # forces one sample per chunk
+        assert cg.get_memory_budget() == one_sample
+        np.testing.assert_allclose(cg.conv2d(x, w, stride=2, padding=1), y, rtol=1e-13)
+        dx, dw, db = cg.conv2d_backward(dy, x, w, stride=2, padding=1)
+        np.testing.assert_allclose(dx, grads[0], rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(dw, grads[1], rtol=1e-13, atol=1e-13)
+        assert db is None and grads[2] is None
+    assert cg.get_memory_budget() != one_sample
+
+
+def test_memory_error_names_the_size_before_allocating():
+    x, w = np.zeros((2, 64, 32, 32)), np.zeros((8, 64, 3, 3))
+    with cg.memory_budget("1K"):
+        with pytest.raises(MemoryError, match=r"needs 4\.5 MiB .* budget of 1\.0 KiB"):
+            cg.conv2d(x, w, padding=1)
