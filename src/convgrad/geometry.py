@@ -30,6 +30,7 @@ __all__ = [
     "check_grad_output",
     "conv_geometry",
     "conv_transpose_geometry",
+    "pool_geometry",
     "ntuple",
     "normalize_padding",
     "output_size",
@@ -422,6 +423,33 @@ def conv_transpose_geometry(x, w, b=None, *, nd: int, stride=1, padding=0,
     geometry = ConvGeometry(n, c_out, c_in, groups, tuple(out_size), kernel, stride,
                             dilation, padding, in_size, _compute_dtype(x, w, b))
     return x, w, b, geometry
+
+
+def pool_geometry(x, kernel_size, stride=None, padding=0, *, nd: int, op: str = "pool"):
+    """Validate a pooling window; return ``(x, geometry)``.
+
+    A pooling layer is a depthwise window: its geometry is that of a convolution with
+    F = C = groups and the window as kernel. ``stride`` defaults to ``kernel_size``;
+    padding (int, per axis, or (lo, hi) pairs) may be at most half the window, as in
+    PyTorch, so that every window sees at least one input value.
+    """
+    x = as_float_array(x, f"{op}: x")
+    _check_ndim(x, "x", nd, _LAYOUTS[nd], op)
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{op}: x of shape {x.shape} has an empty channel or spatial axis; "
+                         f"every size except N must be at least 1")
+    kernel = ntuple(kernel_size, nd, f"{op}: kernel_size")
+    stride = kernel if stride is None else ntuple(stride, nd, f"{op}: stride")
+    padding = normalize_padding(padding, nd, f"{op}: padding", strings=False)
+    for axis, k, (lo, hi) in zip(_AXES[nd], kernel, padding):
+        if max(lo, hi) > k // 2:
+            raise ValueError(f"{op}: padding {(lo, hi)} along {axis} must be at most half the "
+                             f"window ({k} // 2 = {k // 2})")
+    out = _check_fits(op, nd, x.shape[2:], kernel, (1,) * nd, padding, stride)
+    c = x.shape[1]
+    geometry = ConvGeometry(x.shape[0], c, c, c, tuple(x.shape[2:]), kernel, stride,
+                            (1,) * nd, padding, out, _compute_dtype(x))
+    return x, geometry
 
 
 def check_grad_output(dy, geometry: ConvGeometry, shape: tuple[int, ...], op: str,

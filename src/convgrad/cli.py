@@ -1,0 +1,100 @@
+"""The command line: ``convgrad check | demo | train | predict | bench | explain``.
+
+Each subcommand parses its options here and calls the module that does the work.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as "
+                                         f"2,3,7,7, got {text!r}") from None
+
+
+def _per_axis(text: str):
+    """'2' -> 2, '1,2' -> (1, 2); for stride, dilation, output padding."""
+    values = _ints(text)
+    return values[0] if len(values) == 1 else values
+
+
+def _padding(text: str):
+    """'same', 'valid', '1', '1,2', or (lo, hi) pairs written '1:2,0:1'."""
+    if text in ("same", "valid"):
+        return text
+    try:
+        parts = [tuple(int(p) for p in item.split(":")) if ":" in item else int(item)
+                 for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"padding must be 'same', 'valid', an int, one int per axis (1,2) or (lo, hi) "
+            f"pairs per axis (1:2,0:1); got {text!r}") from None
+    return parts[0] if len(parts) == 1 and isinstance(parts[0], int) else tuple(parts)
+
+
+def _check(args) -> int:
+    from .check import CASES, Case, run_check
+    if args.x or args.w:
+        if not (args.x and args.w):
+            print("convgrad check: give both --x and --w (e.g. --x 2,3,7,7 --w 4,3,3,3)",
+                  file=sys.stderr)
+            return 2
+        keywords = dict(stride=args.stride, padding=args.padding, dilation=args.dilation,
+                        groups=args.groups)
+        if args.transposed:
+            keywords["output_padding"] = args.output_padding
+        cases = [Case(f"x {args.x}, w {args.w}", args.x, args.w, keywords,
+                      transposed=args.transposed, bias=not args.no_bias)]
+    else:
+        cases = CASES
+    algorithms = ("fast", "reference") if args.algorithm == "both" else (args.algorithm,)
+    try:
+        ok = run_check(cases, algorithms, tolerance=args.tolerance)
+    except (ValueError, TypeError) as error:
+        print(f"convgrad check: {error}", file=sys.stderr)
+        return 2
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convgrad", description="The convolution layer, forward and backward, "
+        "correct for every geometry.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check", help="gradient-check conv and transposed conv across a grid of geometries",
+        description="Compare the analytic gradients dx, dw, db with central differences "
+        "(float64, random upstream gradient) over a grid of geometries, or one you give.")
+    check.add_argument("--algorithm", choices=("fast", "reference", "both"), default="both",
+                       help="engine(s) to check (default: both)")
+    check.add_argument("--x", type=_ints, help="input shape, e.g. 2,3,7,7 (N,C,H,W)")
+    check.add_argument("--w", type=_ints, help="weight shape, e.g. 4,3,3,3 (F,C/groups,HH,WW)")
+    check.add_argument("--stride", type=_per_axis, default=1)
+    check.add_argument("--padding", type=_padding, default=0,
+                       help="int, per axis (1,2), pairs (1:2,0:1), 'same' or 'valid'")
+    check.add_argument("--dilation", type=_per_axis, default=1)
+    check.add_argument("--groups", type=int, default=1)
+    check.add_argument("--transposed", action="store_true",
+                       help="check conv_transpose (w is (C_in, C_out/groups, ...))")
+    check.add_argument("--output-padding", type=_per_axis, default=0)
+    check.add_argument("--no-bias", action="store_true")
+    check.add_argument("--tolerance", type=float, default=1e-6,
+                       help="relative tolerance per element (default 1e-6)")
+    check.set_defaults(run=_check)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

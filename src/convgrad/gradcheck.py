@@ -1,0 +1,222 @@
+"""Numerical gradients and a gradient checker for any function with a hand-written backward.
+
+    report = gradcheck(forward, backward, {"x": x, "w": w, "b": b})
+    print(report)            # one line per input: errors, worst element, pass/fail
+    assert report.passed
+
+``forward(*inputs) -> y`` and ``backward(dy, *inputs) -> (grad for each input)``, the
+signature of every ``*_backward`` in convgrad. The scalar checked is L = sum(y * dy) with a
+random upstream gradient dy (never all ones, which hides transposition bugs).
+
+Two modes:
+
+* ``"elementwise"``: central differences for every entry of every input; exact, costs two
+  forward calls per entry: for small inputs;
+* ``"directional"``: for a few random unit directions v per input, compare the numerical
+  directional derivative (L(a + h v) - L(a - h v)) / 2h with <grad, v>; two forward calls
+  per direction whatever the size: for large inputs.
+
+``"auto"`` picks elementwise up to 4096 entries in all. The caller's arrays are never
+written: perturbations happen on private copies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["central_difference", "numerical_gradient", "rel_error", "gradcheck", "GradcheckReport", "InputReport"]
+
+
+def rel_error(a, b) -> float:
+    """cs231n's relative error: max |a - b| / max(1e-8, |a| + |b|), elementwise, then max."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size == 0 and b.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+def _scalar(y, dy) -> float:
+    return float(np.sum(np.asarray(y, dtype=np.float64) * dy))
+
+
+def central_difference(loss, a: np.ndarray, index, h: float) -> float:
+    """(loss() with a[index] + h  -  loss() with a[index] - h) / 2h.
+
+    ``a`` is perturbed in place and restored exactly afterwards, also when ``loss`` raises.
+    """
+    original = a[index]
+    try:
+        a[index] = original + h
+        plus = loss()
+        a[index] = original - h
+        minus = loss()
+    finally:
+        a[index] = original
+    return (plus - minus) / (2 * h)
+
+
+def numerical_gradient(f, a: np.ndarray, dy=None, h: float = 1e-6) -> np.ndarray:
+    """Central differences of L = sum(f() * dy) (or f() itself when dy is None) w.r.t. a.
+
+    ``f`` takes no arguments and reads ``a``, which is perturbed in place one entry at a
+    time and restored exactly afterwards, also when ``f`` raises.
+    """
+    loss = (lambda: float(f())) if dy is None else (lambda: _scalar(f(), dy))
+    grad = np.zeros(a.shape, dtype=np.float64)
+    for index in np.ndindex(*a.shape):
+        grad[index] = central_difference(loss, a, index, h)
+    return grad
+
+
+@dataclass
+class InputReport:
+    """How the analytic gradient of one input compares with the numerical one."""
+
+    name: str
+    shape: tuple
+    mode: str
+    max_abs_error: float
+    max_rel_error: float
+    worst: tuple | int | None   # element index (elementwise) or direction number
+    analytic: float             # the two values compared at the worst place
+    numeric: float
+    passed: bool
+
+    def __str__(self) -> str:
+        where = ("element " if self.mode == "elementwise" else "direction ") + str(self.worst)
+        verdict = "ok" if self.passed else "FAIL"
+        return (f"{self.name:>8} {str(self.shape):>18}  {self.mode:<11}  abs {self.max_abs_error:.1e}"
+                f"  rel {self.max_rel_error:.1e}  worst at {where}: analytic {self.analytic:.6g}"
+                f" numeric {self.numeric:.6g}  {verdict}")
+
+
+@dataclass
+class GradcheckReport:
+    """One :class:`InputReport` per input; ``passed`` when all of them pass."""
+
+    inputs: list = field(default_factory=list)
+    rtol: float = 1e-6
+    atol: float = 1e-8
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.inputs)
+
+    def __getitem__(self, name: str) -> InputReport:
+        for report in self.inputs:
+            if report.name == name:
+                return report
+        raise KeyError(f"no input named {name!r}; inputs: {[r.name for r in self.inputs]}")
+
+    def __str__(self) -> str:
+        lines = [str(r) for r in self.inputs]
+        lines.append(f"gradcheck {'passed' if self.passed else 'FAILED'} "
+                     f"(rtol {self.rtol:g}, atol {self.atol:g})")
+        return "\n".join(lines)
+
+
+def _named(inputs) -> tuple[list[str], list]:
+    if isinstance(inputs, dict):
+        return list(inputs), list(inputs.values())
+    if isinstance(inputs, np.ndarray):
+        inputs = [inputs]
+    inputs = list(inputs)
+    return [f"input{i}" for i in range(len(inputs))], inputs
+
+
+def _check_float64(names, arrays):
+    for name, a in zip(names, arrays):
+        if a is None:
+            continue
+        if not isinstance(a, np.ndarray) or a.dtype != np.float64:
+            dtype = getattr(a, "dtype", type(a).__name__)
+            raise TypeError(
+                f"gradcheck needs float64 arrays (central differences in lower precision "
+                f"are dominated by rounding): {name} is {dtype}; pass {name}.astype(np.float64)")
+
+
+def gradcheck(forward, backward, inputs, *, dy=None, mode: str = "auto", h: float = 1e-6,
+              rtol: float = 1e-6, atol: float = 1e-8, directions: int = 4, seed=0,
+              wrt=None) -> GradcheckReport:
+    """Compare ``backward``'s gradients with numerical ones; returns a report per input.
+
+    Args:
+        forward: ``forward(*inputs) -> y``.
+        backward: ``backward(dy, *inputs) -> sequence`` of one gradient per input (None
+            for inputs that have none, such as a missing bias).
+        inputs: a dict name -> float64 array (names appear in the report), or a sequence.
+            None entries are passed through and not checked.
+        dy: the upstream gradient; random standard normal (seeded) by default.
+        mode: 'elementwise', 'directional' or 'auto'.
+        rtol, atol: an element (or direction) passes when |analytic - numeric| <=
+            atol + rtol * (|analytic| + |numeric|).
+        directions: random directions per input in directional mode.
+        wrt: names (or positions) of the inputs to check; all by default.
+    """
+    if mode not in ("auto", "elementwise", "directional"):
+        raise ValueError(f"mode={mode!r}; expected 'auto', 'elementwise' or 'directional'")
+    names, originals = _named(inputs)
+    _check_float64(names, originals)
+    rng = np.random.default_rng(seed)
+    arrays = [None if a is None else np.array(a, dtype=np.float64) for a in originals]  # copies
+    y = np.asarray(forward(*arrays))
+    if dy is None:
+        dy = rng.standard_normal(y.shape)
+    dy = np.asarray(dy, dtype=np.float64)
+    if dy.shape != y.shape:
+        raise ValueError(f"dy has shape {dy.shape}, but forward returned shape {y.shape}")
+    grads = list(backward(dy, *arrays))
+    if len(grads) != len(arrays):
+        raise ValueError(f"backward returned {len(grads)} gradients for {len(arrays)} inputs")
+    if mode == "auto":
+        total = sum(a.size for a in arrays if a is not None)
+        mode = "elementwise" if total <= 4096 else "directional"
+    selected = range(len(arrays)) if wrt is None else [
+        names.index(k) if isinstance(k, str) else k for k in wrt]
+    report = GradcheckReport(rtol=rtol, atol=atol)
+    for i in selected:
+        a, grad = arrays[i], grads[i]
+        if a is None:
+            continue
+        if grad is None or np.shape(grad) != a.shape:
+            raise ValueError(f"backward's gradient for {names[i]} has shape "
+                             f"{np.shape(grad) if grad is not None else None}, expected {a.shape}")
+        grad = np.asarray(grad, dtype=np.float64)
+        loss = lambda: _scalar(forward(*arrays), dy)  # noqa: E731  (reads the perturbed copy)
+        if mode == "elementwise":
+            numeric = numerical_gradient(lambda: forward(*arrays), a, dy, h)
+            analytic = grad
+        else:
+            analytic, numeric = np.empty(directions), np.empty(directions)
+            original = a.copy()
+            for d in range(directions):
+                v = rng.standard_normal(a.shape)
+                v /= max(np.linalg.norm(v), 1e-300)
+                try:
+                    a[...] = original + h * v
+                    plus = loss()
+                    a[...] = original - h * v
+                    minus = loss()
+                finally:
+                    a[...] = original
+                numeric[d] = (plus - minus) / (2 * h)
+                analytic[d] = np.sum(grad * v)
+        report.inputs.append(_compare(names[i], a.shape, mode, analytic, numeric, rtol, atol))
+    return report
+
+
+def _compare(name, shape, mode, analytic, numeric, rtol, atol) -> InputReport:
+    diff = np.abs(analytic - numeric)
+    if diff.size == 0:
+        return InputReport(name, tuple(shape), mode, 0.0, 0.0, None, 0.0, 0.0, True)
+    rel = diff / np.maximum(1e-8, np.abs(analytic) + np.abs(numeric))
+    excess = diff - (atol + rtol * (np.abs(analytic) + np.abs(numeric)))
+    worst_flat = int(np.argmax(excess))
+    worst = (np.unravel_index(worst_flat, analytic.shape) if mode == "elementwise"
+             else worst_flat)
+    if mode == "elementwise":
+        worst = tuple(int(i) for i in worst)
+    return InputReport(name, tuple(shape), mode, float(diff.max()), float(rel.max()), worst,
+                       float(analytic.flat[worst_flat]), float(numeric.flat[worst_flat]),
+                       bool(np.all(excess <= 0)))
