@@ -62,6 +62,32 @@ def _check(args) -> int:
     return 0 if ok else 1
 
 
+def _demo(args) -> int:
+    from .digits import demo
+    demo(args.out, seed=args.seed)
+    return 0
+
+
+def _train(args) -> int:
+    from .digits import train
+    train(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+          optimizer=args.optimizer, seed=args.seed, dtype=args.dtype)
+    return 0
+
+
+def _predict(args) -> int:
+    from .digits import predict
+    predict(args.model, image=args.image, count=args.count, seed=args.seed)
+    return 0
+
+
+def _explain(args) -> int:
+    from .explain import run
+    return run(case=args.case, x_shape=args.x, w_shape=args.w, stride=args.stride,
+               padding=args.padding, dilation=args.dilation, latex=args.latex, png=args.png,
+               numeric=args.numeric)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convgrad", description="The convolution layer, forward and backward, "
@@ -88,12 +114,64 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--tolerance", type=float, default=1e-6,
                        help="relative tolerance per element (default 1e-6)")
     check.set_defaults(run=_check)
+
+    demo = commands.add_parser(
+        "demo", help="train a small CNN on the 8x8 digits of scikit-learn (the main job)",
+        description="Gradient-check the conv layer, then train a small CNN on scikit-learn's "
+        "8x8 digits with a fixed seed and report test accuracy, curves, filters and "
+        "predictions under --out.")
+    demo.add_argument("--out", default="convgrad-demo", help="output folder (default ./convgrad-demo)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+
+    train = commands.add_parser("train", help="the demo's training loop, with options")
+    train.add_argument("--out", default="convgrad-train", help="output folder")
+    train.add_argument("--epochs", type=int, default=12)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=None,
+                       help="learning rate (default: 0.05 for sgd, 0.003 for adam)")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.set_defaults(run=_train)
+
+    predict = commands.add_parser(
+        "predict", help="classify digits with a saved model",
+        description="Classify test-split digits, or an image file (grayscale, resized to 8x8).")
+    predict.add_argument("--model", required=True, help="a model.npz written by demo or train")
+    predict.add_argument("--image", help="an image file of one digit (PNG, JPEG, ...)")
+    predict.add_argument("--count", type=int, default=10, help="test digits to show")
+    predict.add_argument("--seed", type=int, default=0)
+    predict.set_defaults(run=_predict)
+
+    explain = commands.add_parser(
+        "explain", help="derive the backward pass of a small case symbolically",
+        description="Print the forward equations, the Jacobians, dx/dw/db and the "
+        "convolution identities they reduce to, for one sample and one channel.")
+    explain.add_argument("--case", choices=("1d", "2d", "stride2"),
+                         help="a ready-made case (default 1d unless --x/--w are given)")
+    explain.add_argument("--x", type=_ints, help="input size, e.g. 4 or 4,4")
+    explain.add_argument("--w", type=_ints, help="filter size, e.g. 2 or 2,2")
+    explain.add_argument("--stride", type=_per_axis, default=1)
+    explain.add_argument("--padding", type=_padding, default=0)
+    explain.add_argument("--dilation", type=_per_axis, default=1)
+    explain.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    explain.add_argument("--png", metavar="FILE", help="draw the case's figure to FILE")
+    explain.add_argument("--numeric", action="store_true",
+                         help="also show the identities on random numbers next to the "
+                         "numerical gradient")
+    explain.set_defaults(run=_explain)
     return parser
 
 
 def main(argv=None) -> int:
+    from ._optional import MissingExtra
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except MissingExtra as error:
+        print(f"convgrad {args.command}: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":
