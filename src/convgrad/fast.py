@@ -1,7 +1,8 @@
 """The fast engine: a convolution lowered to matrix products (im2col + GEMM) on BLAS.
 
 The forward pass copies, for each kernel offset, the input samples it touches into a
-column buffer, then multiplies by the filters in one batched matrix product:
+column buffer (:mod:`convgrad.lowering`), then multiplies by the filters in one batched
+matrix product, groups being its leading axis (never a Python loop):
 
     cols  (G, C/G * prod(K), n * P)   the im2col buffer of a chunk of n samples
     y     (G, F/G, n * P)  = w (G, F/G, C/G * prod(K)) @ cols
@@ -10,140 +11,112 @@ The backward pass is the same machinery with the roles swapped (conv-math.md):
 
 * dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads;
 * dx at stride 1 is a forward correlation of the padded dy with the rotated filters
-  (:func:`forward` called again); at stride > 1, where that would multiply mostly the
-  inserted zeros, dx = col2im(w^T @ dy), col2im being the adjoint of im2col: one strided
-  slice addition per kernel offset.
+  (:func:`forward` called again with roles swapped); at stride > 1, where that would
+  multiply mostly the inserted zeros, dx = col2im(w^T @ dy), col2im being the adjoint of
+  im2col: one strided slice addition per kernel offset.
 
-Padding is never materialized: each kernel offset copies only the part of its window
-that lies inside the input and zero-fills the rest (negative padding crops). Groups are
-the leading axis of one batched matrix product, never a Python loop. The batch is
-processed in chunks sized by :mod:`convgrad.memory`.
+A 1x1 kernel at stride 1 without padding needs no columns at all: x itself is the
+matrix. The batch is processed in chunks sized by :mod:`convgrad.memory`: small enough
+to stay in the CPU's cache, never beyond the memory budget.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .geometry import ConvGeometry
+from .lowering import col2im, im2col, offset_windows
 from .memory import plan_chunks
 
 __all__ = ["forward", "grad_input", "grad_weight"]
 
 
-# ----------------------------------------------------------------------------------------
-# Lowering: which input positions each kernel offset reads
+class _Plan:
+    """Sizes and the batch chunks of one geometry; one scratch buffer for all chunks."""
+
+    def __init__(self, g: ConvGeometry, what: str):
+        self.g = g
+        self.groups = g.groups
+        self.f_per_group = g.out_channels // g.groups
+        self.rows = (g.in_channels // g.groups) * int(np.prod(g.kernel_size))  # C/G*K
+        self.positions = int(np.prod(g.out_size))                               # P
+        per_sample = self.groups * self.rows * self.positions * g.dtype.itemsize
+        step = plan_chunks(g.batch, per_sample, what, preferred_bytes=_preferred_bytes(
+            self.positions, per_sample))
+        self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
+        self.step = step
+        self.windows = offset_windows(g)
+        self._buffer = None
+
+    def columns(self, n: int) -> np.ndarray:
+        """A (C, *K, n, *out) view of the plan's scratch buffer."""
+        g = self.g
+        if self._buffer is None:
+            self._buffer = np.empty(self.groups * self.rows * self.positions * self.step,
+                                    dtype=g.dtype)
+        size = self.groups * self.rows * self.positions * n
+        return self._buffer[:size].reshape(g.in_channels, *g.kernel_size, n, *g.out_size)
+
+    def matrix(self, cols: np.ndarray) -> np.ndarray:
+        """(C, *K, n, *out) -> (G, C/G*K, n*P), a view."""
+        return cols.reshape(self.groups, self.rows, cols.size // (self.groups * self.rows))
 
 
-def _offset_windows(g: ConvGeometry, offset: tuple[int, ...]):
-    """For one kernel offset: (output slices, input slices) of the in-bounds part, or None.
-
-    Output index i reads input index s*i + d*k - lo; it is in bounds when
-    0 <= s*i + d*k - lo < in_size.
-    """
-    out_slices, in_slices = [], []
-    for k, n_in, n_out, s, d, (lo, _) in zip(offset, g.in_size, g.out_size, g.stride,
-                                             g.dilation, g.padding):
-        shift = d * k - lo
-        first = max(0, -(shift // s) if shift < 0 else 0)      # ceil(-shift / s)
-        last = min(n_out, (n_in - 1 - shift) // s + 1)          # one past the last valid i
-        if last <= first:
-            return None
-        start = s * first + shift
-        out_slices.append(slice(first, last))
-        in_slices.append(slice(start, start + s * (last - first - 1) + 1, s))
-    return tuple(out_slices), tuple(in_slices)
+def _preferred_bytes(positions: int, per_sample: int) -> int:
+    """Chunks of about 8 MiB of columns stay in the last-level cache; with few output
+    positions per sample, take enough samples for the product to have >= 1024 columns."""
+    wanted = -(-1024 // max(positions, 1)) * per_sample
+    return max(8 * 2**20, min(wanted, 32 * 2**20))
 
 
-def _zero_outside(dest: np.ndarray, out_slices, out_size) -> None:
-    """Zero dest (A, B, *out) outside the box ``out_slices``: one slab per axis."""
-    head = (slice(None), slice(None))
-    for axis, (box, size) in enumerate(zip(out_slices, out_size)):
-        inner = out_slices[:axis]
-        outer = (slice(None),) * (len(out_size) - axis - 1)
-        for part in (slice(0, box.start), slice(box.stop, size)):
-            if part.stop > part.start:
-                dest[head + inner + (part,) + outer] = 0
+def _is_pointwise(g: ConvGeometry) -> bool:
+    """1x1 kernel, stride 1, no padding: the input is its own column matrix."""
+    return (all(k == 1 for k in g.kernel_size) and all(s == 1 for s in g.stride)
+            and all(p == (0, 0) for p in g.padding))
 
 
-def _im2col(x: np.ndarray, g: ConvGeometry, cols: np.ndarray) -> np.ndarray:
-    """Fill cols (C, *K, n, *out) from x (n, C, *in): cols[c, k, m, i] = xp[m, c, s*i + d*k]."""
-    all_ = (slice(None), slice(None))
-    for offset in np.ndindex(*g.kernel_size):
-        dest = cols[(slice(None),) + offset]                   # (C, n, *out)
-        windows = _offset_windows(g, offset)
-        if windows is None:
-            dest[...] = 0
-            continue
-        out_slices, in_slices = windows
-        dest[all_ + out_slices] = x[all_ + in_slices].swapaxes(0, 1)
-        _zero_outside(dest, out_slices, g.out_size)
-    return cols
+def _by_sample(a: np.ndarray, groups: int) -> np.ndarray:
+    """(N, F, *size) -> (N, G, F/G, prod(size)), a view of a C-contiguous array."""
+    return a.reshape(a.shape[0], groups, a.shape[1] // groups, int(np.prod(a.shape[2:])))
 
 
-def _col2im(dcols: np.ndarray, g: ConvGeometry, dx: np.ndarray) -> np.ndarray:
-    """The adjoint of :func:`_im2col`: dx (n, C, *in) += every offset's columns, in place."""
-    all_ = (slice(None), slice(None))
-    for offset in np.ndindex(*g.kernel_size):
-        windows = _offset_windows(g, offset)
-        if windows is None:
-            continue
-        out_slices, in_slices = windows
-        dx[all_ + in_slices] += dcols[(slice(None),) + offset][all_ + out_slices].swapaxes(0, 1)
-    return dx
-
-
-# ----------------------------------------------------------------------------------------
-# The three maps
-
-
-def _sizes(g: ConvGeometry):
-    groups = g.groups
-    return (groups, g.out_channels // groups, (g.in_channels // groups) * int(np.prod(g.kernel_size)),
-            int(np.prod(g.out_size)))
-
-
-def _chunks(g: ConvGeometry, rows: int, what: str):
-    """Batch slices whose (rows x n*P) buffers fit the memory budget."""
-    per_sample = rows * int(np.prod(g.out_size)) * g.dtype.itemsize
-    step = plan_chunks(g.batch, per_sample, what)
-    return [slice(start, min(start + step, g.batch)) for start in range(0, g.batch, step)]
-
-
-def _to_groups(a: np.ndarray, groups: int) -> np.ndarray:
-    """(n, F, *out) -> (G, F/G, n * P), a view when n == 1."""
+def _by_group(a: np.ndarray, groups: int) -> np.ndarray:
+    """(n, F, *out) -> (G, F/G, n * P): a view when n == 1, else a transposed copy."""
     n, f = a.shape[:2]
-    return a.swapaxes(0, 1).reshape(groups, f // groups, -1)
+    return a.swapaxes(0, 1).reshape(groups, f // groups, n * int(np.prod(a.shape[2:])))
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """y = x correlated with w: (N, C, *in) x (F, C/G, *K) -> (N, F, *out), without bias."""
-    groups, f_per_group, rows, positions = _sizes(g)
     y = np.empty(g.y_shape, dtype=g.dtype)
-    w_mat = w.reshape(groups, f_per_group, rows)                # (G, F/G, C/G*K)
-    chunks = _chunks(g, groups * rows, "the forward pass")
-    buffer = np.empty(groups * rows * positions * (chunks[0].stop if chunks else 0), g.dtype)
-    for chunk in chunks:
+    if _is_pointwise(g):                      # (G, F/G, C/G) @ (N, G, C/G, P)
+        np.matmul(w.reshape(g.groups, g.out_channels // g.groups, g.in_channels // g.groups),
+                  _by_sample(x, g.groups), out=_by_sample(y, g.groups))
+        return y
+    plan = _Plan(g, "the forward pass")
+    w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, C/G*K)
+    for chunk in plan.chunks:
         n = chunk.stop - chunk.start
-        cols = buffer[:groups * rows * n * positions].reshape(
-            g.in_channels, *g.kernel_size, n, *g.out_size)      # (C, *K, n, *out)
-        _im2col(x[chunk], g, cols)
-        product = np.matmul(w_mat, cols.reshape(groups, rows, n * positions))  # (G, F/G, nP)
-        y[chunk] = product.reshape(g.out_channels, n, *g.out_size).swapaxes(0, 1)
+        cols = im2col(x[chunk], g, plan.columns(n), plan.windows)  # (C, *K, n, *out)
+        if n == 1:                                                  # straight into y
+            np.matmul(w_mat, plan.matrix(cols), out=_by_sample(y[chunk], g.groups)[0])
+        else:
+            product = np.matmul(w_mat, plan.matrix(cols))           # (G, F/G, n*P)
+            y[chunk] = product.reshape(g.out_channels, n, *g.out_size).swapaxes(0, 1)
     return y
 
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dw = dy @ cols^T: x correlated with dy. (N, F, *out), (N, C, *in) -> (F, C/G, *K)."""
-    groups, f_per_group, rows, positions = _sizes(g)
-    dw = np.zeros((groups, f_per_group, rows), dtype=g.dtype)  # (G, F/G, C/G*K)
-    chunks = _chunks(g, groups * rows, "the weight gradient")
-    buffer = np.empty(groups * rows * positions * (chunks[0].stop if chunks else 0), g.dtype)
-    for chunk in chunks:
-        n = chunk.stop - chunk.start
-        cols = buffer[:groups * rows * n * positions].reshape(
-            g.in_channels, *g.kernel_size, n, *g.out_size)      # (C, *K, n, *out)
-        _im2col(x[chunk], g, cols)
-        dy_mat = _to_groups(dy[chunk], groups)                  # (G, F/G, nP)
-        dw += np.matmul(dy_mat, cols.reshape(groups, rows, n * positions).swapaxes(1, 2))
+    if _is_pointwise(g):                      # sum_n dy[n] (G, F/G, P) @ x[n]^T (G, P, C/G)
+        per_sample = np.matmul(_by_sample(dy, g.groups),
+                               _by_sample(x, g.groups).swapaxes(-1, -2))
+        return per_sample.sum(axis=0, dtype=g.dtype).reshape(g.w_shape)
+    plan = _Plan(g, "the weight gradient")
+    dw = np.zeros((plan.groups, plan.f_per_group, plan.rows), dtype=g.dtype)
+    for chunk in plan.chunks:
+        cols = im2col(x[chunk], g, plan.columns(chunk.stop - chunk.start), plan.windows)
+        dy_mat = _by_group(dy[chunk], g.groups)                     # (G, F/G, n*P)
+        dw += np.matmul(dy_mat, plan.matrix(cols).swapaxes(1, 2))   # (G, F/G, C/G*K)
     return dw.reshape(g.w_shape)
 
 
@@ -153,13 +126,13 @@ def _rotated_swapped(w: np.ndarray, groups: int) -> np.ndarray:
     kernel = w.shape[2:]
     flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)]
     blocks = flipped.reshape(groups, f // groups, c_per_group, *kernel).swapaxes(1, 2)
-    return blocks.reshape(groups * c_per_group, f // groups, *kernel)
+    return np.ascontiguousarray(blocks.reshape(groups * c_per_group, f // groups, *kernel))
 
 
-def _transposed_geometry(g: ConvGeometry) -> ConvGeometry:
+def _swapped_geometry(g: ConvGeometry) -> ConvGeometry:
     """dx at stride 1 as a forward correlation: dy (N, F, *out) -> dx (N, C, *in).
 
-    Padding kd-1-lo before and in+kd-1-out-(kd-1-lo) after (conv-math.md, s = 1).
+    Padding kd-1-lo before and in+kd-1-out-(kd-1-lo) after (conv-math.md with s = 1).
     """
     padding = tuple((kd - 1 - lo, n + kd - 1 - o - (kd - 1 - lo))
                     for n, o, kd, (lo, _) in zip(g.in_size, g.out_size, g.kernel_extent,
@@ -168,16 +141,34 @@ def _transposed_geometry(g: ConvGeometry) -> ConvGeometry:
                         g.kernel_size, g.stride, g.dilation, padding, g.in_size, g.dtype)
 
 
+def _swap_pays(g: ConvGeometry) -> bool:
+    """Whether dx is cheaper as a forward correlation of dy than as col2im(w^T @ dy).
+
+    At stride 1 the swapped correlation copies F*K rows of dy columns where col2im adds
+    C*K rows (an addition costs about twice a copy); at stride > 1 it would also multiply
+    the s - 1 zeros inserted between dy's entries.
+    """
+    return all(s == 1 for s in g.stride) and g.out_channels <= 2 * g.in_channels
+
+
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dx: the adjoint of the forward map. (N, F, *out), (F, C/G, *K) -> (N, C, *in)."""
-    if all(s == 1 for s in g.stride) and g.out_channels <= 2 * g.in_channels:
-        return forward(dy, _rotated_swapped(w, g.groups), _transposed_geometry(g))
-    groups, f_per_group, rows, positions = _sizes(g)
+    if _is_pointwise(g):                      # (G, C/G, F/G) @ (N, G, F/G, P)
+        dx = np.empty(g.x_shape, dtype=g.dtype)
+        np.matmul(w.reshape(g.groups, g.out_channels // g.groups,
+                            g.in_channels // g.groups).swapaxes(1, 2),
+                  _by_sample(dy, g.groups), out=_by_sample(dx, g.groups))
+        return dx
+    if _swap_pays(g) and np.isfinite(w).all():
+        # the swapped correlation multiplies dy's padding zeros by w: fine unless w holds
+        # an inf or a nan (0 * inf = nan), where col2im, which adds only real terms, is used
+        return forward(dy, _rotated_swapped(w, g.groups), _swapped_geometry(g))
+    plan = _Plan(g, "the input gradient")
     dx = np.zeros(g.x_shape, dtype=g.dtype)
-    w_t = w.reshape(groups, f_per_group, rows).swapaxes(1, 2)   # (G, C/G*K, F/G)
-    for chunk in _chunks(g, groups * rows, "the input gradient"):
+    w_t = w.reshape(plan.groups, plan.f_per_group, plan.rows).swapaxes(1, 2)  # (G, C/G*K, F/G)
+    for chunk in plan.chunks:
         n = chunk.stop - chunk.start
-        dy_mat = _to_groups(dy[chunk], groups)                  # (G, F/G, nP)
-        dcols = np.matmul(w_t, dy_mat)                          # (G, C/G*K, nP)
-        _col2im(dcols.reshape(g.in_channels, *g.kernel_size, n, *g.out_size), g, dx[chunk])
+        dcols = plan.columns(n)                                     # (C, *K, n, *out)
+        np.matmul(w_t, _by_group(dy[chunk], g.groups), out=plan.matrix(dcols))
+        col2im(dcols, g, dx[chunk], plan.windows)
     return dx

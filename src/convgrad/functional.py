@@ -35,8 +35,8 @@ __all__ = [
 _ENGINES = {"auto": fast, "fast": fast, "reference": reference}
 
 
-def _engine(algorithm):
-    return _ENGINES[check_algorithm(algorithm)]
+def _engine(algorithm, op):
+    return _ENGINES[check_algorithm(algorithm, op)]
 
 
 def _as(a: np.ndarray, g: ConvGeometry) -> np.ndarray:
@@ -69,7 +69,7 @@ def _quiet():
 
 
 def _conv(nd, op, x, w, b, stride, padding, dilation, groups, algorithm):
-    engine = _engine(algorithm)
+    engine = _engine(algorithm, op)
     x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                dilation=dilation, groups=groups, op=op)
     with _quiet():
@@ -78,7 +78,7 @@ def _conv(nd, op, x, w, b, stride, padding, dilation, groups, algorithm):
 
 
 def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algorithm):
-    engine = _engine(algorithm)
+    engine = _engine(algorithm, op)
     x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                dilation=dilation, groups=groups, op=op)
     dy, g = check_grad_output(dy, g, g.y_shape, op)
@@ -92,7 +92,7 @@ def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algor
 
 def _conv_transpose(nd, op, x, w, b, stride, padding, output_padding, groups, dilation,
                     algorithm):
-    engine = _engine(algorithm)
+    engine = _engine(algorithm, op)
     x, w, b, g = conv_transpose_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                          output_padding=output_padding, groups=groups,
                                          dilation=dilation, op=op)
@@ -103,7 +103,7 @@ def _conv_transpose(nd, op, x, w, b, stride, padding, output_padding, groups, di
 
 def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_padding, groups,
                              dilation, algorithm):
-    engine = _engine(algorithm)
+    engine = _engine(algorithm, op)
     x, w, b, g = conv_transpose_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                          output_padding=output_padding, groups=groups,
                                          dilation=dilation, op=op)

@@ -216,9 +216,9 @@ def output_size(in_size: int, kernel_size: int, stride: int, dilation: int,
     return (in_size + pad_lo + pad_hi - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
-def check_algorithm(algorithm) -> str:
+def check_algorithm(algorithm, op: str = "conv") -> str:
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm={algorithm!r} is not known; expected one of "
+        raise ValueError(f"{op}: algorithm={algorithm!r} is not known; expected one of "
                          f"{', '.join(repr(a) for a in ALGORITHMS)}")
     return algorithm
 
@@ -252,10 +252,11 @@ def as_float_array(a, name: str) -> np.ndarray:
             raise TypeError(f"{name} has dtype {a.dtype}; supported: float16, float32, "
                             f"float64 (and integers, computed in float64)")
         return a
-    what = {"b": "boolean", "c": "complex", "O": "object", "U": "string", "S": "bytes",
-            "V": "structured", "M": "datetime", "m": "timedelta"}.get(kind, str(a.dtype))
-    raise TypeError(f"{name} has {what} dtype {a.dtype}; expected real numbers "
-                    f"(float16, float32, float64, or integers computed in float64)")
+    what = {"b": "booleans", "c": "complex numbers", "O": "Python objects", "U": "strings",
+            "S": "bytes", "V": "structured records", "M": "datetimes",
+            "m": "timedeltas"}.get(kind, "not numbers")
+    raise TypeError(f"{name} has dtype {a.dtype} ({what}); expected real numbers: float16, "
+                    f"float32, float64, or integers (computed in float64)")
 
 
 def _compute_dtype(*dtypes) -> np.dtype:

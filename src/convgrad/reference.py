@@ -9,7 +9,9 @@ This is the project's in-house oracle and its teaching code. It is slow on purpo
   roles swapped, exactly as conv-math.md derives them:
 
   - dx is the "full" correlation of dy, with ``stride - 1`` zeros inserted between its
-    entries and padded by ``kd - 1 - pad``, with the 180-degree rotated filters;
+    entries and padded by ``kd - 1 - pad``, with the 180-degree rotated filters (the
+    inserted and padded zeros are structural: they take no part in the sums, so a NaN or
+    Inf weight reaches exactly the entries of dx it reaches in PyTorch);
   - dw is x correlated with dy, where dy acts as a kernel dilated by the stride and the
     correlation runs with a stride equal to the dilation (stride and dilation trade places).
 
@@ -53,10 +55,14 @@ def rot180(w: np.ndarray) -> np.ndarray:
     return w[(slice(None), slice(None)) + (slice(None, None, -1),) * (w.ndim - 2)]
 
 
-def _correlate(xp: np.ndarray, w: np.ndarray, stride, dilation, groups: int, out_size):
+def _correlate(xp: np.ndarray, w: np.ndarray, stride, dilation, groups: int, out_size,
+               data=None):
     """y[n, f, i...] = sum_{c, k...} w[f, c, k...] * xp[n, g(f)*C/G + c, s*i + d*k ...].
 
     xp (N, C, *padded) is already padded; w (F, C/G, *kernel); returns (N, F, *out_size).
+    ``data`` (bool, xp's shape), when given, marks the entries of xp that are data: the
+    others are structural zeros that take no part in the sums (so that 0 * inf never
+    turns into NaN there, as in PyTorch).
     """
     n_batch, channels = xp.shape[:2]
     filters = w.shape[0]
@@ -65,11 +71,12 @@ def _correlate(xp: np.ndarray, w: np.ndarray, stride, dilation, groups: int, out
     for n in range(n_batch):
         for f in range(filters):
             g = f // f_per_group
-            x_group = xp[n, g * c_per_group:(g + 1) * c_per_group]  # (C/G, *padded)
+            group = (n, slice(g * c_per_group, (g + 1) * c_per_group))  # (C/G, *padded)
             for i in np.ndindex(*out_size):
-                window = tuple(slice(s * o, s * o + d * (k - 1) + 1, d)
-                               for o, s, d, k in zip(i, stride, dilation, w.shape[2:]))
-                y[(n, f) + i] = np.sum(w[f] * x_group[(slice(None),) + window])
+                window = group + tuple(slice(s * o, s * o + d * (k - 1) + 1, d)
+                                       for o, s, d, k in zip(i, stride, dilation, w.shape[2:]))
+                mask = True if data is None else data[window]
+                y[(n, f) + i] = np.sum(w[f] * xp[window], where=mask, initial=0)
     return y
 
 
@@ -103,8 +110,10 @@ def grad_input(dy: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndar
         before = kd - 1 - lo
         pairs.append((before, n + kd - 1 - od - before))
     full = pad(spread, pairs)                                      # (N, F, *(in + kd - 1))
+    # the inserted and padded zeros are structural: only dy's own entries are summed
+    data = pad(dilate(np.ones(dy.shape, dtype=bool), g.stride), pairs)
     w_rotated = _swap_in_out(rot180(w), g.groups)                  # (C, F/G, *k)
-    return _correlate(full, w_rotated, (1,) * g.nd, g.dilation, g.groups, g.in_size)
+    return _correlate(full, w_rotated, (1,) * g.nd, g.dilation, g.groups, g.in_size, data)
 
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, geometry: ConvGeometry) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""im2col and its adjoint col2im: a convolution's input windows laid out as matrix columns.
+
+For a chunk of n samples x (n, C, *in) and a kernel offset k, output position i reads the
+input at s*i + d*k - lo (zero outside the input). The column buffer holds all of them:
+
+    cols[c, k, m, i] = xp[m, c, s*i + d*k]       cols (C, *K, n, *out)
+
+so that cols.reshape(G, C/G * prod(K), n * P) is the right operand of the convolution's
+matrix product. Padding is never materialized: each offset copies the in-bounds part of
+its window and zero-fills the rest (negative padding simply crops). col2im adds columns
+back into an input-shaped array: the adjoint, used by the input gradient.
+
+Both loops are split across threads by channel blocks (:mod:`convgrad.parallel`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import ConvGeometry
+from .parallel import parallel_for
+
+__all__ = ["offset_windows", "im2col", "col2im"]
+
+
+def _axis_window(k, n_in, n_out, s, d, lo):
+    """Output slice and input slice of one axis for kernel offset k, or None if empty.
+
+    Output index i reads input index s*i + d*k - lo, in bounds when 0 <= that < n_in.
+    """
+    shift = d * k - lo
+    first = -(shift // s) if shift < 0 else 0               # ceil(-shift / s)
+    last = min(n_out, (n_in - 1 - shift) // s + 1)          # one past the last valid i
+    if last <= first:
+        return None
+    start = s * first + shift
+    return slice(first, last), slice(start, start + s * (last - first - 1) + 1, s)
+
+
+def offset_windows(g: ConvGeometry):
+    """[(offset, output slices, input slices)] for every kernel offset; slices None if empty."""
+    windows = []
+    for offset in np.ndindex(*g.kernel_size):
+        axes = [_axis_window(k, n_in, n_out, s, d, lo) for k, n_in, n_out, s, d, (lo, _)
+                in zip(offset, g.in_size, g.out_size, g.stride, g.dilation, g.padding)]
+        if any(a is None for a in axes):
+            windows.append((offset, None, None))
+        else:
+            windows.append((offset, tuple(a[0] for a in axes), tuple(a[1] for a in axes)))
+    return windows
+
+
+def _zero_outside(dest: np.ndarray, out_slices, out_size) -> None:
+    """Zero dest (A, B, *out) outside the box ``out_slices``: one slab per axis."""
+    head = (slice(None), slice(None))
+    for axis, (box, size) in enumerate(zip(out_slices, out_size)):
+        inner = out_slices[:axis]
+        outer = (slice(None),) * (len(out_size) - axis - 1)
+        for part in (slice(0, box.start), slice(box.stop, size)):
+            if part.stop > part.start:
+                dest[head + inner + (part,) + outer] = 0
+
+
+def im2col(x: np.ndarray, g: ConvGeometry, cols: np.ndarray, windows=None) -> np.ndarray:
+    """Fill cols (C, *K, n, *out) from x (n, C, *in); returns cols."""
+    windows = offset_windows(g) if windows is None else windows
+    everything = (slice(None), slice(None))
+
+    def block(c0, c1):
+        for offset, out_slices, in_slices in windows:
+            dest = cols[(slice(c0, c1),) + offset]                 # (c1-c0, n, *out)
+            if out_slices is None:
+                dest[...] = 0
+                continue
+            source = x[(slice(None), slice(c0, c1)) + in_slices]   # (n, c1-c0, *box)
+            dest[everything + out_slices] = source.swapaxes(0, 1)
+            _zero_outside(dest, out_slices, g.out_size)
+
+    parallel_for(block, cols.shape[0], cols.size)
+    return cols
+
+
+def col2im(dcols: np.ndarray, g: ConvGeometry, dx: np.ndarray, windows=None) -> np.ndarray:
+    """dx (n, C, *in) += every offset's columns of dcols (C, *K, n, *out), in place."""
+    windows = offset_windows(g) if windows is None else windows
+    everything = (slice(None), slice(None))
+
+    def block(c0, c1):
+        target = dx[:, c0:c1]                                      # (n, c1-c0, *in)
+        for offset, out_slices, in_slices in windows:
+            if out_slices is None:
+                continue
+            source = dcols[(slice(c0, c1),) + offset][everything + out_slices]
+            target[everything + in_slices] += source.swapaxes(0, 1)
+
+    parallel_for(block, dx.shape[1], dcols.size)
+    return dx
