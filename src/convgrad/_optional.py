@@ -14,6 +14,7 @@ __all__ = ["require", "MissingExtra"]
 # import name -> (distribution name to install, the extra that brings it)
 _PACKAGES = {
     "sklearn": "scikit-learn",
+    "PIL": "pillow",
     "matplotlib": "matplotlib",
     "sympy": "sympy",
     "tqdm": "tqdm",

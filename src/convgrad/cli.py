@@ -54,12 +54,7 @@ def _check(args) -> int:
     else:
         cases = CASES
     algorithms = ("fast", "reference") if args.algorithm == "both" else (args.algorithm,)
-    try:
-        ok = run_check(cases, algorithms, tolerance=args.tolerance)
-    except (ValueError, TypeError) as error:
-        print(f"convgrad check: {error}", file=sys.stderr)
-        return 2
-    return 0 if ok else 1
+    return 0 if run_check(cases, algorithms, tolerance=args.tolerance) else 1
 
 
 def _demo(args) -> int:
@@ -78,6 +73,44 @@ def _train(args) -> int:
 def _predict(args) -> int:
     from .digits import predict
     predict(args.model, image=args.image, count=args.count, seed=args.seed)
+    return 0
+
+
+def _bench(args) -> int:
+    from . import bench
+    if args.x or args.w:
+        if not (args.x and args.w):
+            print("convgrad bench: give both --x and --w", file=sys.stderr)
+            return 2
+        workloads = [bench.Workload("custom", args.x, args.w, args.stride, args.padding,
+                                    args.groups, note="--x/--w")]
+    elif args.workloads == "all":
+        workloads = bench.WORKLOADS + bench.SMALL
+    elif args.workloads == "small":
+        workloads = bench.SMALL
+    else:
+        workloads = [w.strip() for w in args.workloads.split(",")]
+        unknown = [w for w in workloads if w not in {x.name for x in bench.WORKLOADS + bench.SMALL}]
+        if unknown:
+            print(f"convgrad bench: unknown workload {unknown[0]!r}; choose from W2-W7, S1-S3, "
+                  f"'small' or 'all'", file=sys.stderr)
+            return 2
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    engines = ("fast", "reference") if args.engine == "both" else (args.engine,)
+    results, env = bench.run(workloads, dtypes, engines, repeats=args.repeats,
+                             use_torch=not args.no_torch, memory=args.memory,
+                             progress=not args.quiet)
+    if args.json == "-":
+        print(bench.to_json(results, env))
+    else:
+        print(bench.format_table(results, env))
+        if args.json:
+            with open(args.json, "w") as handle:
+                handle.write(bench.to_json(results, env))
+            print(f"JSON written to {args.json}")
+    if args.plot:
+        bench.plot(results, args.plot)
+        print(f"plot written to {args.plot}")
     return 0
 
 
@@ -115,6 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="relative tolerance per element (default 1e-6)")
     check.set_defaults(run=_check)
 
+    bench = commands.add_parser(
+        "bench", help="time forward + backward against PyTorch CPU, side by side",
+        description="Time conv2d forward + backward (y, dx, dw, db) on the issue's workloads "
+        "or your shapes, interleaved with PyTorch CPU autograd in this process; print time, "
+        "GFLOP/s, fraction of NumPy's GEMM peak, the ratio to PyTorch and, with --memory, "
+        "peak memory.")
+    bench.add_argument("--workloads", default="W2,W3,W4,W5,W6,W7",
+                       help="comma-separated names (W2-W7, S1-S3), 'small' or 'all'")
+    bench.add_argument("--x", type=_ints, help="your own input shape, e.g. 8,16,32,32")
+    bench.add_argument("--w", type=_ints, help="your own weight shape, e.g. 32,16,3,3")
+    bench.add_argument("--stride", type=_per_axis, default=1)
+    bench.add_argument("--padding", type=_padding, default=0)
+    bench.add_argument("--groups", type=int, default=1)
+    bench.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
+    bench.add_argument("--engine", choices=("fast", "reference", "both"), default="fast",
+                       help="the reference engine runs only on small workloads")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--memory", action="store_true",
+                       help="also measure peak memory (fresh subprocesses; slower)")
+    bench.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
+    bench.add_argument("--json", metavar="FILE", help="write results as JSON ('-': stdout only)")
+    bench.add_argument("--plot", metavar="FILE.png", help="draw a bar chart of the ratios")
+    bench.add_argument("--quiet", action="store_true", help="no progress display")
+    bench.set_defaults(run=_bench)
+
     demo = commands.add_parser(
         "demo", help="train a small CNN on the 8x8 digits of scikit-learn (the main job)",
         description="Gradient-check the conv layer, then train a small CNN on scikit-learn's "
@@ -130,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=None,
                        help="learning rate (default: 0.05 for sgd, 0.003 for adam)")
-    train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam",
+                       help="adam, or sgd with momentum 0.9 (the learning rate follows a "
+                       "cosine decay to 0 over the run)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.set_defaults(run=_train)
@@ -169,9 +229,16 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except (ValueError, TypeError, MemoryError) as error:   # bad options, files, shapes
+        print(f"convgrad {args.command}: {error}", file=sys.stderr)
+        return 2
     except MissingExtra as error:
         print(f"convgrad {args.command}: {error}", file=sys.stderr)
         return 3
+    except BrokenPipeError:               # `convgrad explain | head`: the reader left
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -28,11 +28,13 @@ __all__ = [
     "as_float_array",
     "check_algorithm",
     "check_grad_output",
+    "check_groups",
     "conv_geometry",
     "conv_transpose_geometry",
     "pool_geometry",
     "ntuple",
     "normalize_padding",
+    "positive_int",
     "output_size",
     "same_padding",
 ]
@@ -104,7 +106,7 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _positive_int(value, name: str, what: str = "a positive int") -> int:
+def positive_int(value, name: str, what: str = "a positive int") -> int:
     if not _is_int(value):
         raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
     if value < 1:
@@ -292,8 +294,8 @@ def _check_batch_arrays(op: str, nd: int, x, w, b, x_name="x"):
     return x, w, b
 
 
-def _check_groups(op, groups, channels, channels_name, filters, filters_name):
-    groups = _positive_int(groups, f"{op}: groups")
+def check_groups(op, groups, channels, channels_name, filters, filters_name):
+    groups = positive_int(groups, f"{op}: groups")
     if channels % groups:
         raise ValueError(f"{op}: groups={groups} must divide the {channels_name} "
                          f"({channels}); choose groups among the divisors of {channels}")
@@ -340,7 +342,7 @@ def conv_geometry(x, w, b=None, *, nd: int, stride=1, padding=0, dilation=1, gro
     f, cg = w.shape[:2]
     if f == 0:
         raise ValueError(f"{op}: w of shape {w.shape} has no filters (F = 0); expected F >= 1")
-    groups = _check_groups(op, groups, c, "input channels C", f, "number of filters F")
+    groups = check_groups(op, groups, c, "input channels C", f, "number of filters F")
     if cg * groups != c:
         raise ValueError(
             f"{op}: x has C={c} channels but w of shape {w.shape} expects w.shape[1] x groups "
@@ -388,7 +390,7 @@ def conv_transpose_geometry(x, w, b=None, *, nd: int, stride=1, padding=0,
     if w.shape[1] == 0:
         raise ValueError(f"{op}: w of shape {w.shape} gives no output channels "
                          f"(C_out/groups = 0); expected w.shape[1] >= 1")
-    groups = _check_groups(op, groups, c_in, "input channels C_in", c_in,
+    groups = check_groups(op, groups, c_in, "input channels C_in", c_in,
                            "input channels C_in")
     c_out = w.shape[1] * groups
     _check_bias(op, b, c_out, "output channel (C_out = w.shape[1] x groups)")

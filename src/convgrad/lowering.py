@@ -14,6 +14,8 @@ Both loops are split across threads by channel blocks (:mod:`convgrad.parallel`)
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .geometry import ConvGeometry
@@ -36,8 +38,12 @@ def _axis_window(k, n_in, n_out, s, d, lo):
     return slice(first, last), slice(start, start + s * (last - first - 1) + 1, s)
 
 
+@functools.lru_cache(maxsize=512)
 def offset_windows(g: ConvGeometry):
-    """[(offset, output slices, input slices)] for every kernel offset; slices None if empty."""
+    """[(offset, output slices, input slices)] for every kernel offset; slices None if empty.
+
+    Cached per geometry: a training loop asks for the same few geometries again and again.
+    """
     windows = []
     for offset in np.ndindex(*g.kernel_size):
         axes = [_axis_window(k, n_in, n_out, s, d, lo) for k, n_in, n_out, s, d, (lo, _)
@@ -46,7 +52,7 @@ def offset_windows(g: ConvGeometry):
             windows.append((offset, None, None))
         else:
             windows.append((offset, tuple(a[0] for a in axes), tuple(a[1] for a in axes)))
-    return windows
+    return tuple(windows)
 
 
 def _zero_outside(dest: np.ndarray, out_slices, out_size) -> None:

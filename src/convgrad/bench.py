@@ -1,0 +1,373 @@
+"""The benchmark behind `convgrad bench`: convgrad against PyTorch CPU, side by side.
+
+Each workload runs forward + backward (y, dx, dw, db) with random inputs and a random
+upstream gradient. convgrad and PyTorch (autograd, ``torch.set_num_threads`` equal to the
+BLAS threads NumPy uses) are timed interleaved, one repetition of each in turn, in the
+same process, so both see the same machine state; the ratio reported is the median of
+the per-repetition ratios. Two threading details keep the libraries from slowing each
+other down: PyTorch's OpenMP threads are told to sleep when idle (OMP_WAIT_POLICY=PASSIVE,
+set before torch is imported unless the caller set it; it does not change PyTorch's own
+speed), and a pause of ``settle`` seconds before every timed step lets OpenBLAS's
+threads, which spin for a while after each call, park before the other library runs. Throughput is given in GFLOP/s and as a fraction of NumPy's
+own large square matrix product measured in the same run and dtype. Peak memory is
+measured in fresh subprocesses (ru_maxrss growth during one forward + backward), the
+same way for both libraries.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import functional
+from .memory import format_bytes
+
+__all__ = ["Workload", "WORKLOADS", "SMALL", "run", "format_table", "gemm_peak",
+           "environment"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    x_shape: tuple
+    w_shape: tuple
+    stride: int | tuple = 1
+    padding: int | tuple | str = 0
+    groups: int = 1
+    note: str = ""
+
+    @property
+    def out_size(self) -> tuple:
+        from .geometry import output_size
+        nd = len(self.x_shape) - 2
+        s = (self.stride,) * nd if isinstance(self.stride, int) else self.stride
+        p = (self.padding,) * nd if isinstance(self.padding, int) else self.padding
+        return tuple(output_size(n, k, si, 1, pi, pi) for n, k, si, pi in
+                     zip(self.x_shape[2:], self.w_shape[2:], s, p))
+
+    def flops(self) -> float:
+        """Multiply-adds x 2 of forward, dx and dw (each the same count)."""
+        n, f = self.x_shape[0], self.w_shape[0]
+        per_output = 2 * int(np.prod(self.w_shape[1:]))
+        return 3.0 * n * f * int(np.prod(self.out_size)) * per_output
+
+
+WORKLOADS = [
+    Workload("W2", (64, 16, 32, 32), (32, 16, 3, 3), 1, 1, note="small CNN"),
+    Workload("W3", (32, 64, 56, 56), (64, 64, 3, 3), 1, 1, note="resnet block"),
+    Workload("W4", (32, 256, 14, 14), (256, 256, 3, 3), 1, 1, note="deep narrow"),
+    Workload("W5", (32, 256, 28, 28), (64, 256, 1, 1), 1, 0, note="1x1"),
+    Workload("W6", (16, 3, 224, 224), (64, 3, 7, 7), 2, 3, note="large kernel"),
+    Workload("W7", (32, 128, 28, 28), (128, 1, 3, 3), 1, 1, groups=128, note="depthwise"),
+]
+SMALL = [
+    Workload("S1", (2, 3, 4, 4), (3, 3, 4, 4), 2, 1, note="cs231n naive test"),
+    Workload("S2", (100, 3, 31, 31), (25, 3, 3, 3), 2, 1, note="cs231n fast test"),
+    Workload("S3", (1, 1, 8, 8), (8, 1, 3, 3), 1, 1, note="N=1 digit"),
+]
+_ALL = {w.name: w for w in WORKLOADS + SMALL}
+
+
+def _arrays(workload: Workload, dtype, seed=0):
+    # drawn directly in the target dtype: no temporaries that would raise the process's
+    # peak memory above the inputs themselves (the memory probe measures the growth)
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    x = rng.standard_normal(workload.x_shape, dtype=dtype)
+    w = rng.standard_normal(workload.w_shape, dtype=dtype)
+    b = rng.standard_normal(workload.w_shape[0], dtype=dtype)
+    dy = rng.standard_normal((workload.x_shape[0], workload.w_shape[0], *workload.out_size),
+                             dtype=dtype)
+    return x, w, b, dy
+
+
+def _convgrad_step(workload, algorithm, x, w, b, dy):
+    kw = dict(stride=workload.stride, padding=workload.padding, groups=workload.groups,
+              algorithm=algorithm)
+    functional.conv2d(x, w, b, **kw)
+    functional.conv2d_backward(dy, x, w, b, **kw)
+
+
+def _torch_step(torch, workload, x, w, b, dy):
+    x = x.detach().requires_grad_()
+    w = w.detach().requires_grad_()
+    b = b.detach().requires_grad_()
+    y = torch.nn.functional.conv2d(x, w, b, stride=workload.stride, padding=workload.padding,
+                                   groups=workload.groups)
+    y.backward(dy)
+
+
+def _timed(step, settle: float = 0.0) -> float:
+    if settle:
+        time.sleep(settle)
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def gemm_peak(dtype, size: int = 2048, repeats: int = 3) -> float:
+    """GFLOP/s of NumPy's square matrix product of this size: the machine's BLAS ceiling."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2.0 * size ** 3 / best / 1e9
+
+
+def _blas_threads() -> int:
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return os.cpu_count() or 1
+
+
+def environment() -> dict:
+    """What the figures depend on: CPU, BLAS, threads, library versions."""
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "machine": platform.machine(), "cpu": _cpu_name(), "cores": os.cpu_count(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(not set)"),
+            "threads": _blas_threads()}
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001  (older NumPy: no dict mode)
+        info["blas"] = "unknown"
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@dataclass
+class Result:
+    workload: str
+    note: str
+    dtype: str
+    engine: str
+    seconds: float
+    gflops: float
+    fraction_of_gemm: float
+    torch_seconds: float | None = None
+    ratio: float | None = None
+    memory_bytes: int | None = None
+    torch_memory_bytes: int | None = None
+    memory_ratio: float | None = None
+    repeats: list = field(default_factory=list)
+
+
+def _load_torch(use_torch: bool):
+    if not use_torch:
+        return None
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(_blas_threads())
+    return torch
+
+
+def run(workloads=None, dtypes=("float32", "float64"), engines=("fast",), repeats: int = 5,
+        use_torch: bool = True, memory: bool = False, progress: bool = True,
+        gemm_size: int = 2048, settle: float = 0.15) -> tuple[list[Result], dict]:
+    """Time each workload x dtype x engine; returns (results, environment incl. GEMM peaks)."""
+    workloads = [(_ALL[w] if isinstance(w, str) else w) for w in (workloads or WORKLOADS)]
+    torch = _load_torch(use_torch)
+    env = environment()
+    env["gemm_peak_gflops"] = {dt: gemm_peak(dt, gemm_size) for dt in dtypes}
+    env["torch_compared"] = torch is not None
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(not set)")
+    env["settle_seconds"] = settle
+    jobs = [(w, dt, engine) for w in workloads for dt in dtypes for engine in engines
+            if engine == "fast" or np.prod(w.x_shape) <= 50_000]   # reference: small only
+    bar = _progress(len(jobs), progress)
+    results = []
+    for workload, dtype, engine in jobs:
+        bar.describe(f"{workload.name} {dtype} {engine}")
+        x, w, b, dy = _arrays(workload, dtype)
+        ours = lambda: _convgrad_step(workload, engine, x, w, b, dy)  # noqa: E731
+        ours()                                                          # warm up
+        pairs = []
+        if torch is not None:
+            tx, tw, tb, tdy = (torch.from_numpy(a) for a in (x, w, b, dy))
+            theirs = lambda: _torch_step(torch, workload, tx, tw, tb, tdy)  # noqa: E731
+            theirs()
+            for _ in range(repeats):
+                pairs.append((_timed(ours, settle), _timed(theirs, settle)))
+        else:
+            pairs = [(_timed(ours, settle), None) for _ in range(repeats)]
+        seconds = statistics.median(p[0] for p in pairs)
+        gflops = workload.flops() / seconds / 1e9
+        result = Result(workload.name, workload.note, dtype, engine, seconds, gflops,
+                        gflops / env["gemm_peak_gflops"][dtype], repeats=pairs)
+        if torch is not None:
+            result.torch_seconds = statistics.median(p[1] for p in pairs)
+            result.ratio = statistics.median(p[0] / p[1] for p in pairs)
+        if memory:
+            result.memory_bytes = memory_probe("convgrad", workload.name, dtype, engine)
+            if torch is not None:
+                result.torch_memory_bytes = memory_probe("torch", workload.name, dtype)
+                result.memory_ratio = result.memory_bytes / max(result.torch_memory_bytes, 1)
+        results.append(result)
+        bar.update()
+    bar.close()
+    return results, env
+
+
+def memory_probe(library: str, workload: str, dtype: str, engine: str = "fast") -> int:
+    """Peak extra memory (bytes) of one forward + backward, in a fresh subprocess."""
+    code = (f"import convgrad.bench as b; print(b._peak_in_this_process("
+            f"{library!r}, {workload!r}, {dtype!r}, {engine!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def _peak_in_this_process(library, workload, dtype, engine) -> int:
+    import resource
+    wl = _ALL[workload]
+    x, w, b, dy = _arrays(wl, dtype)
+    if library == "torch":
+        torch = _load_torch(True)
+        tensors = [torch.from_numpy(a) for a in (x, w, b, dy)]
+        step = lambda: _torch_step(torch, wl, *tensors)  # noqa: E731
+    else:
+        step = lambda: _convgrad_step(wl, engine, x, w, b, dy)  # noqa: E731
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) * 1024          # ru_maxrss is in KiB on Linux
+
+
+class _progress:
+    """tqdm when installed (and wanted), else a plain line per job on stderr."""
+
+    def __init__(self, total, enabled):
+        self.bar = None
+        self.enabled = enabled
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, file=sys.stderr, leave=False)
+            except ImportError:
+                pass
+        self.total, self.done = total, 0
+
+    def describe(self, text):
+        if self.bar is not None:
+            self.bar.set_description(text)
+        elif self.enabled:
+            print(f"[{self.done + 1}/{self.total}] {text}", file=sys.stderr, flush=True)
+
+    def update(self):
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _geomean(values):
+    values = [v for v in values if v]
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
+def summary(results) -> list[str]:
+    """Geometric means of the ratios over W2-W6, per dtype and engine."""
+    lines = []
+    for dtype in sorted({r.dtype for r in results}):
+        for engine in sorted({r.engine for r in results}):
+            ratios = [r.ratio for r in results if r.dtype == dtype and r.engine == engine
+                      and r.workload in ("W2", "W3", "W4", "W5", "W6") and r.ratio]
+            if len(ratios) == 5:
+                worst = max(ratios)
+                lines.append(f"{dtype} {engine}: geometric mean of convgrad/PyTorch over "
+                             f"W2-W6 = {_geomean(ratios):.2f}x (worst {worst:.2f}x)")
+    return lines
+
+
+def format_table(results, env) -> str:
+    has_torch = any(r.ratio is not None for r in results)
+    has_memory = any(r.memory_bytes is not None for r in results)
+    header = ["workload", "dtype", "engine", "time", "GFLOP/s", "of GEMM"]
+    if has_torch:
+        header += ["PyTorch", "ratio"]
+    if has_memory:
+        header += ["peak mem", "PyTorch mem", "mem ratio"]
+    rows = [header]
+    for r in results:
+        row = [f"{r.workload} {r.note}", r.dtype, r.engine, f"{r.seconds * 1e3:.1f} ms",
+               f"{r.gflops:.1f}", f"{r.fraction_of_gemm:.0%}"]
+        if has_torch:
+            row += [f"{r.torch_seconds * 1e3:.1f} ms" if r.torch_seconds else "-",
+                    f"{r.ratio:.2f}x" if r.ratio else "-"]
+        if has_memory:
+            row += [format_bytes(r.memory_bytes) if r.memory_bytes is not None else "-",
+                    format_bytes(r.torch_memory_bytes) if r.torch_memory_bytes is not None
+                    else "-", f"{r.memory_ratio:.2f}x" if r.memory_ratio else "-"]
+        rows.append(row)
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = ["| " + " | ".join(str(c).ljust(wd) for c, wd in zip(row, widths)) + " |"
+             for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (wd + 2) for wd in widths) + "|")
+    peaks = ", ".join(f"{dt} {gf:.0f} GFLOP/s" for dt, gf in env["gemm_peak_gflops"].items())
+    lines.append("")
+    lines.append(f"NumPy square GEMM peak in this run: {peaks}.")
+    if not has_torch:
+        lines.append("PyTorch is not installed (or --no-torch): no ratios. "
+                     "pip install torch to compare.")
+    lines.extend(summary(results))
+    return "\n".join(lines)
+
+
+def to_json(results, env) -> str:
+    return json.dumps({"environment": env, "results": [asdict(r) for r in results]}, indent=2)
+
+
+def plot(results, path: str) -> None:
+    """A bar chart of convgrad/PyTorch time ratios (or GFLOP/s without PyTorch)."""
+    from ._optional import require
+    matplotlib = require("matplotlib", "bench", "convgrad bench --plot")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "bench", "convgrad bench --plot")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    labels = [f"{r.workload}\n{r.dtype}\n{r.engine}" for r in results]
+    use_ratio = all(r.ratio is not None for r in results)
+    values = [r.ratio if use_ratio else r.gflops for r in results]
+    colors = ["tab:blue" if r.dtype == "float32" else "tab:orange" for r in results]
+    ax.bar(range(len(values)), values, color=colors)
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    if use_ratio:
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_ylabel("time ratio convgrad / PyTorch (lower is better)")
+    else:
+        ax.set_ylabel("GFLOP/s")
+    ax.set_title("convgrad forward + backward (blue float32, orange float64)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,183 @@
+"""Batch normalization: BatchNorm1d/2d/3d, with PyTorch's statistics and defaults.
+
+Per channel c, over the batch and every spatial position (m values):
+
+    mean = (1/m) sum x,   var = (1/m) sum (x - mean)^2           (biased, for normalizing)
+    xhat = (x - mean) / sqrt(var + eps),   y = weight * xhat + bias
+
+In training mode the batch's statistics are used, and the running estimates move towards
+them: running = (1 - momentum) * running + momentum * batch, with the *unbiased* variance
+var * m / (m - 1) (momentum None: the cumulative average over the batches seen). In eval
+mode the running estimates replace mean and var, and the layer is an affine map.
+
+The backward pass in training mode goes through the statistics too:
+
+    dxhat = dy * weight
+    dx    = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)
+    dweight = sum(dy * xhat),   dbias = sum(dy)          (sums and means over all but C)
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..geometry import positive_int
+from .init import check_dtype
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
+
+
+class _BatchNorm(Module):
+    _buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+    _ndims: tuple[int, ...] = (4,)
+    _layout = "(N, C, H, W)"
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, *, dtype=np.float32) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = positive_int(num_features, f"{name}: num_features")
+        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
+            raise ValueError(f"{name}: eps must be a positive float, got {eps!r}")
+        if momentum is not None and (not isinstance(momentum, numbers.Real)
+                                     or isinstance(momentum, bool) or not 0 <= momentum <= 1):
+            raise ValueError(f"{name}: momentum must be a float in [0, 1] or None (cumulative "
+                             f"average), got {momentum!r}")
+        for flag, value in (("affine", affine), ("track_running_stats", track_running_stats)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name}: {flag} must be True or False, got {value!r}")
+        dtype = check_dtype(dtype, f"{name}: dtype")
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        c = self.num_features
+        self.weight = Parameter(np.ones(c, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(c, dtype)) if affine else None
+        if track_running_stats:
+            self.running_mean = np.zeros(c, dtype)
+            self.running_var = np.ones(c, dtype)
+            self.num_batches_tracked = np.zeros((), np.int64)
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+        self._cache = None
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def _check_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        name = type(self).__name__
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{name}: x must be {self._layout} with C = num_features = "
+                             f"{self.num_features}, got shape {x.shape}")
+        return x
+
+    def forward(self, x):
+        x = self._check_input(x)
+        axes = (0, *range(2, x.ndim))                           # all but C
+        shape = (1, -1) + (1,) * (x.ndim - 2)                   # broadcast (C,) over x
+        use_batch = self.training or not self.track_running_stats
+        if use_batch:
+            m = x.size // self.num_features
+            if self.training and m <= 1:
+                raise ValueError(f"{type(self).__name__}: training needs more than one value "
+                                 f"per channel, got input shape {x.shape}")
+            mean, var = x.mean(axis=axes), x.var(axis=axes)    # (C,), biased var
+            if self.training and self.track_running_stats:
+                self._update_running_stats(mean, var, m)
+        else:
+            mean, var = self.running_mean, self.running_var
+        inv_std = 1.0 / np.sqrt(var + self.eps)                # (C,)
+        xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+        self._cache = (xhat, inv_std, use_batch, axes, shape)
+        if not self.affine:
+            return xhat
+        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)
+
+    def _update_running_stats(self, mean, var, m: int) -> None:
+        self.num_batches_tracked += 1
+        factor = (self.momentum if self.momentum is not None
+                  else 1.0 / float(self.num_batches_tracked))
+        unbiased = var * (m / (m - 1))
+        self.running_mean[...] = (1 - factor) * self.running_mean + factor * mean
+        self.running_var[...] = (1 - factor) * self.running_var + factor * unbiased
+
+    def backward(self, dy):
+        xhat, inv_std, use_batch, axes, shape = self._saved(self._cache)
+        dy = np.asarray(dy)
+        if dy.shape != xhat.shape:
+            raise ValueError(f"{type(self).__name__}.backward: dy must have the output's "
+                             f"shape {xhat.shape}, got {dy.shape}")
+        if self.affine:
+            self.weight.grad += (dy * xhat).sum(axis=axes)
+            self.bias.grad += dy.sum(axis=axes)
+            dxhat = dy * self.weight.data.reshape(shape)
+        else:
+            dxhat = dy
+        if not use_batch:                                       # eval: an affine map
+            return dxhat * inv_std.reshape(shape)
+        return (dxhat - dxhat.mean(axis=axes, keepdims=True)
+                - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)) * inv_std.reshape(shape)
+
+    def extra_repr(self) -> str:
+        text = f"{self.num_features}"
+        if self.eps != 1e-5:
+            text += f", eps={self.eps}"
+        if self.momentum != 0.1:
+            text += f", momentum={self.momentum}"
+        if not self.affine:
+            text += ", affine=False"
+        if not self.track_running_stats:
+            text += ", track_running_stats=False"
+        dtype = (self.weight.dtype if self.affine else
+                 self.running_mean.dtype if self.track_running_stats else None)
+        if dtype is not None and dtype != np.float32:
+            text += f", dtype={dtype}"
+        return text
+
+
+_DOC = """Batch normalization over {what}, as torch.nn.{name} (module docstring: the math).
+
+    Args:
+        num_features: C, the number of channels.
+        eps: added to the variance (1e-5).
+        momentum: weight of the newest batch in the running estimates (0.1); None for the
+            cumulative average.
+        affine: learn a per-channel scale ``weight`` (starts at 1) and shift ``bias`` (0).
+        track_running_stats: keep running_mean (0), running_var (1) and
+            num_batches_tracked as buffers, used in eval mode; if False, batch statistics
+            are used in both modes.
+        dtype: of parameters and buffers (np.float32 by default).
+
+    Shape:
+        x: {layout}    y, dy, dx: x's shape
+        weight, bias, running_mean, running_var: (C,)
+    """
+
+
+class BatchNorm1d(_BatchNorm):
+    _ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    _ndims = (4,)
+    _layout = "(N, C, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    _ndims = (5,)
+    _layout = "(N, C, D, H, W)"
+
+
+for _cls, _what in ((BatchNorm1d, "features, or channels of sequences"),
+                    (BatchNorm2d, "the channels of images"),
+                    (BatchNorm3d, "the channels of volumes")):
+    _cls.__doc__ = _DOC.format(what=_what, name=_cls.__name__, layout=_cls._layout)
+del _cls, _what

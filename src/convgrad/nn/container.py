@@ -1,0 +1,71 @@
+"""Sequential: layers applied in order; the backward pass runs them in reverse."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .module import Module
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Module):
+    """A chain of modules: y = layer_n(... layer_1(x)), dx = layer_1.backward(... dy).
+
+    ``Sequential(a, b, c)`` names the layers "0", "1", "2" (so parameters are "0.weight",
+    "0.bias", ...); ``Sequential(OrderedDict(conv=a, relu=b))`` uses the given names.
+    Indexing gives a layer (``model[0]``) or, with a slice, a Sequential of some layers
+    (sharing them); ``len``, iteration and ``append`` work as for a list.
+
+    Shape:
+        x: the first layer's input    y, dy: the last layer's output    dx: x's shape
+    """
+
+    def __init__(self, *layers) -> None:
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], OrderedDict):
+            named = list(layers[0].items())
+        else:
+            named = [(str(i), layer) for i, layer in enumerate(layers)]
+        self._layers: list[tuple[str, Module]] = []
+        for name, layer in named:
+            self._add(name, layer)
+
+    def _add(self, name, layer) -> None:
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential: layer {name!r} is not a convgrad.nn.Module: "
+                            f"{layer!r} ({type(layer).__name__})")
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"Sequential: layer names must be non-empty strings without "
+                             f"dots, got {name!r}")
+        if any(name == existing for existing, _ in self._layers):
+            raise ValueError(f"Sequential: two layers are named {name!r}")
+        self._layers.append((name, layer))
+
+    def append(self, layer: Module) -> "Sequential":
+        """Add a layer at the end (named by its position); returns self."""
+        self._add(str(len(self._layers)), layer)
+        return self
+
+    def named_children(self):
+        yield from self._layers
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self):
+        return (layer for _, layer in self._layers)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(self._layers[index]))
+        return self._layers[index][1]
+
+    def forward(self, x):
+        for _, layer in self._layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy):
+        for _, layer in reversed(self._layers):
+            dy = layer.backward(dy)
+        return dy

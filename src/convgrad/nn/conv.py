@@ -1,0 +1,235 @@
+"""Convolution layers: Conv1d/2d/3d and ConvTranspose1d/2d/3d, PyTorch's arguments.
+
+The layers hold the parameters and call :mod:`convgrad.functional` for all arithmetic;
+nothing about convolution is computed here. Notation (conv-math.md), 2-D:
+
+    x  (N, C, H, W)          input, C = in_channels
+    w  (F, C/G, HH, WW)      Conv2d weight, F = out_channels, G = groups
+    w  (C, F/G, HH, WW)      ConvTranspose2d weight (PyTorch's layout: in_channels first)
+    b  (F,)                  bias
+    y  (N, F, H', W')        output; dy, the upstream gradient, has the same shape
+
+Arguments are validated in the constructor by a dry run of the functional's own checks
+(:mod:`convgrad.geometry`) on an empty batch, so the messages are the functional's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional
+from ..geometry import (check_groups, conv_geometry, conv_transpose_geometry, positive_int,
+                        normalize_padding, ntuple)
+from .init import as_generator, check_dtype, default_bound, uniform
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+           "ConvTranspose3d"]
+
+
+def _padding_for_repr(padding):
+    """'same' / 'valid' kept; symmetric pairs shown as one int per axis, as PyTorch does."""
+    if isinstance(padding, str):
+        return padding
+    if all(lo == hi for lo, hi in padding):
+        return tuple(lo for lo, _ in padding)
+    return padding
+
+
+class _ConvBase(Module):
+    """What Conv and ConvTranspose share: arguments, parameters, repr, backward plumbing."""
+
+    nd: int = 2
+    transposed: bool = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, output_padding=0, *, dtype=np.float32,
+                 rng=None):
+        super().__init__()
+        name, nd = type(self).__name__, self.nd
+        self.in_channels = positive_int(in_channels, f"{name}: in_channels")
+        self.out_channels = positive_int(out_channels, f"{name}: out_channels")
+        self.kernel_size = ntuple(kernel_size, nd, f"{name}: kernel_size")
+        self.stride = ntuple(stride, nd, f"{name}: stride")
+        self.dilation = ntuple(dilation, nd, f"{name}: dilation")
+        self.padding = _padding_for_repr(normalize_padding(padding, nd, f"{name}: padding"))
+        self.output_padding = output_padding if self.transposed else 0
+        self.groups = check_groups(name, groups, self.in_channels, "in_channels",
+                                    self.out_channels, "out_channels")
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
+        dtype = check_dtype(dtype, f"{name}: dtype")
+        self._validate()
+        self.output_padding = tuple(lo for lo, _ in normalize_padding(
+            self.output_padding, nd, strings=False))         # validated: one int per axis
+        rng = as_generator(rng, f"{name}: rng")
+        if self.transposed:   # (C_in, C_out/G, *K); PyTorch's fan_in is w.shape[1] * prod(K)
+            shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+        else:                 # (F, C/G, *K)
+            shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        bound = default_bound(int(np.prod(shape[1:])))
+        self.weight = Parameter(uniform(rng, bound, shape, dtype))
+        self.bias = Parameter(uniform(rng, bound, (self.out_channels,), dtype)) if bias else None
+        self._x = None
+
+    def _validate(self) -> None:
+        """Run the functional's geometry checks on an empty batch large enough to fit."""
+        pads = ([(0, 0)] * self.nd if isinstance(self.padding, str)
+                else normalize_padding(self.padding, self.nd))
+        size = tuple(d * (k - 1) + 1 + lo + hi + s for k, d, (lo, hi), s in
+                     zip(self.kernel_size, self.dilation, pads, self.stride))
+        op, x = type(self).__name__, np.empty((0, self.in_channels, *size))   # N = 0
+        if self.transposed:
+            w = np.empty((self.in_channels, self.out_channels // self.groups, *self.kernel_size))
+            conv_transpose_geometry(x, w, nd=self.nd, stride=self.stride, padding=self.padding,
+                                    output_padding=self.output_padding, groups=self.groups,
+                                    dilation=self.dilation, op=op)
+        else:
+            w = np.empty((self.out_channels, self.in_channels // self.groups, *self.kernel_size))
+            conv_geometry(x, w, nd=self.nd, stride=self.stride, padding=self.padding,
+                          dilation=self.dilation, groups=self.groups, op=op)
+
+    def _keywords(self) -> dict:
+        keywords = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                        groups=self.groups)
+        if self.transposed:
+            keywords["output_padding"] = self.output_padding
+        return keywords
+
+    def _bias(self):
+        return None if self.bias is None else self.bias.data
+
+    def backward(self, dy):
+        x = self._saved(self._x)
+        dx, dw, db = self._backward_function(dy, x, self.weight.data, self._bias(),
+                                             **self._keywords())
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
+
+    def forward(self, x):
+        y = self._forward_function(x, self.weight.data, self._bias(), **self._keywords())
+        self._x = x
+        return y
+
+    def extra_repr(self) -> str:
+        nd = self.nd
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        if self.stride != (1,) * nd:
+            text += f", stride={self.stride}"
+        if self.padding != (0,) * nd:
+            text += f", padding={self.padding!r}"
+        if self.dilation != (1,) * nd:
+            text += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * nd:
+            text += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        if self.weight.dtype != np.float32:
+            text += f", dtype={self.weight.dtype}"
+        return text
+
+
+class _Conv(_ConvBase):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, *, dtype=np.float32, rng=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, dtype=dtype, rng=rng)
+
+
+class _ConvTranspose(_ConvBase):
+    transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, *, dtype=np.float32,
+                 rng=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, output_padding, dtype=dtype, rng=rng)
+
+
+_CONV_DOC = """{nd}-D convolution layer: y = conv{nd}d(x, weight, bias), PyTorch's arguments.
+
+    Args:
+        in_channels (C), out_channels (F): positive ints.
+        kernel_size, stride, dilation: an int or one per spatial axis.
+        padding: an int, one per axis, (lo, hi) pairs per axis, 'valid', or 'same' (any
+            stride: output = ceil(in / stride)).
+        groups: divides both C and F.
+        bias: whether to add a learned bias.
+        dtype: of the parameters (np.float32 by default).
+        rng: None, an int seed or a np.random.Generator for the initial weights, which are
+            uniform on +-1/sqrt(fan_in) as PyTorch's default (fan_in = C/groups * prod(K)).
+
+    Shape:
+        x: {x}    y: {y}
+        weight: {w}    bias: (F,)
+
+    ``backward(dy)`` returns dx and adds dw, db into ``weight.grad``, ``bias.grad``.
+    """
+
+_TRANSPOSE_DOC = """{nd}-D transposed convolution layer: conv_transpose{nd}d, PyTorch's arguments.
+
+    The adjoint of Conv{nd}d: with stride s it upsamples by s. Arguments as Conv{nd}d, plus
+    output_padding (an int or one per axis, smaller than the stride or the dilation), which
+    picks among the output sizes that a Conv{nd}d with the same arguments maps to one size.
+    Note PyTorch's argument order: ..., padding, output_padding, groups, bias, dilation.
+
+    Shape:
+        x: {x}    y: {y}
+        weight: {w}    bias: (F,), F = out_channels
+
+    Initial weights uniform on +-1/sqrt(fan_in), fan_in = F/groups * prod(K) (PyTorch's).
+    """
+
+
+class Conv1d(_Conv):
+    nd = 1
+    _forward_function = staticmethod(functional.conv1d)
+    _backward_function = staticmethod(functional.conv1d_backward)
+
+
+class Conv2d(_Conv):
+    nd = 2
+    _forward_function = staticmethod(functional.conv2d)
+    _backward_function = staticmethod(functional.conv2d_backward)
+
+
+class Conv3d(_Conv):
+    nd = 3
+    _forward_function = staticmethod(functional.conv3d)
+    _backward_function = staticmethod(functional.conv3d_backward)
+
+
+class ConvTranspose1d(_ConvTranspose):
+    nd = 1
+    _forward_function = staticmethod(functional.conv_transpose1d)
+    _backward_function = staticmethod(functional.conv_transpose1d_backward)
+
+
+class ConvTranspose2d(_ConvTranspose):
+    nd = 2
+    _forward_function = staticmethod(functional.conv_transpose2d)
+    _backward_function = staticmethod(functional.conv_transpose2d_backward)
+
+
+class ConvTranspose3d(_ConvTranspose):
+    nd = 3
+    _forward_function = staticmethod(functional.conv_transpose3d)
+    _backward_function = staticmethod(functional.conv_transpose3d_backward)
+
+
+_LAYOUT = {1: ("(N, C, L)", "(N, F, L')", "(F, C/groups, K)", "(C, F/groups, K)"),
+           2: ("(N, C, H, W)", "(N, F, H', W')", "(F, C/groups, HH, WW)",
+               "(C, F/groups, HH, WW)"),
+           3: ("(N, C, D, H, W)", "(N, F, D', H', W')", "(F, C/groups, KD, KH, KW)",
+               "(C, F/groups, KD, KH, KW)")}
+for _cls in (Conv1d, Conv2d, Conv3d):
+    _x, _y, _w, _ = _LAYOUT[_cls.nd]
+    _cls.__doc__ = _CONV_DOC.format(nd=_cls.nd, x=_x, y=_y, w=_w)
+for _cls in (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d):
+    _x, _y, _, _w = _LAYOUT[_cls.nd]
+    _cls.__doc__ = _TRANSPOSE_DOC.format(nd=_cls.nd, x=_x, y=_y, w=_w)
+del _cls, _x, _y, _w

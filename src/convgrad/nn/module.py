@@ -1,0 +1,165 @@
+"""The base class of every layer: parameters, buffers, modes, repr, save and load.
+
+A module is an object with ``forward(x) -> y`` and ``backward(dy) -> dx``. The forward
+pass remembers what the backward pass needs; the backward pass returns the gradient with
+respect to the input and *adds* the gradients of the module's parameters into their
+``.grad`` (zero them first, as in PyTorch).
+
+Parameters are the :class:`Parameter` attributes of a module, found in the order they were
+assigned, then those of its sub-modules (attributes that are modules), recursively, with
+dotted names: ``"weight"``, ``"0.bias"``, ``"block.1.weight"``. Buffers are arrays a
+module updates itself (BatchNorm's running statistics): each class lists their attribute
+names in ``_buffer_names``. Parameters and buffers together are the module's state, what
+:func:`convgrad.nn.save` writes.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from .parameter import Parameter
+
+__all__ = ["Module"]
+
+
+def _indent(text: str, spaces: int = 2) -> str:
+    """Indent every line of ``text`` but the first."""
+    lines = text.split("\n")
+    return "\n".join(lines[:1] + [" " * spaces + line for line in lines[1:]])
+
+
+class Module:
+    """Base class: subclasses implement ``forward`` and ``backward``."""
+
+    _buffer_names: tuple[str, ...] = ()
+    training: bool = True        # also set per instance; a class default for subclasses
+                                 # that forget super().__init__()
+
+    def __init__(self) -> None:
+        self.training = True
+
+    # --- computation ------------------------------------------------------------------
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _saved(self, value, what: str = "the input"):
+        """A value saved by forward, or a clear error when backward comes first."""
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward needs {what} of a forward "
+                               f"call: call forward(x) first")
+        return value
+
+    # --- structure --------------------------------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) for the direct sub-modules, in assignment order."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self) -> Iterator["Module"]:
+        for _, child in self.named_children():
+            yield child
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and all its descendants, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter): this module's own, then its children's, recursively."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.named_children():
+            yield from child.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> list[Parameter]:
+        """The trainable parameters, in the order of :meth:`named_parameters`."""
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """(dotted name, array) for the buffers (e.g. BatchNorm's running statistics)."""
+        for name in self._buffer_names:
+            value = getattr(self, name, None)
+            if value is not None:
+                yield prefix + name, value
+        for name, child in self.named_children():
+            yield from child.named_buffers(f"{prefix}{name}.")
+
+    def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Name -> live array for every parameter and buffer (the arrays saved to .npz).
+
+        Per module, parameters then buffers, then the children (PyTorch's order and names).
+        The arrays are the module's own, not copies: writing into them changes the model.
+        """
+        state = {}
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                state[prefix + name] = value.data
+        for name in self._buffer_names:
+            value = getattr(self, name, None)
+            if value is not None:
+                state[prefix + name] = value
+        for name, child in self.named_children():
+            state.update(child.state_dict(f"{prefix}{name}."))
+        return state
+
+    def num_parameters(self) -> int:
+        """The number of trainable scalars."""
+        return sum(p.size for p in self.parameters())
+
+    # --- modes and gradients ----------------------------------------------------------
+
+    def train(self, mode: bool = True) -> "Module":
+        """Training mode (Dropout drops, BatchNorm uses batch statistics); returns self."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode) expects a bool, got {mode!r}")
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode (Dropout is the identity, BatchNorm uses running statistics)."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero."""
+        for p in self.parameters():
+            p.zero_grad()
+
+    # --- saving -----------------------------------------------------------------------
+
+    def save(self, path, *, metadata=None) -> None:
+        """Write the parameters and buffers to ``path`` (.npz); see :func:`convgrad.nn.save`."""
+        from .serialization import save
+        save(self, path, metadata=metadata)
+
+    def load(self, path) -> dict:
+        """Read the parameters and buffers from ``path``; see :func:`convgrad.nn.load`."""
+        from .serialization import load
+        return load(self, path)
+
+    # --- printing ---------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The arguments shown between the parentheses of the repr (non-defaults only)."""
+        return ""
+
+    def __repr__(self) -> str:
+        """``Name(extra)``, or PyTorch's multi-line form with one ``(name): child`` per line."""
+        name, extra = type(self).__name__, self.extra_repr()
+        children = [f"({key}): {_indent(repr(child))}" for key, child in self.named_children()]
+        if not children:
+            return f"{name}({extra})"
+        lines = ([extra] if extra else []) + children
+        return f"{name}(\n  " + "\n  ".join(lines) + "\n)"
