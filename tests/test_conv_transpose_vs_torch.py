@@ -19,6 +19,7 @@ CASES = [
     ((2, 2, 4, 4), (2, 2, 3, 3), dict(padding=2)),                               # crop
     ((0, 3, 4, 4), (3, 2, 3, 3), dict(stride=2)),                                # N = 0
     ((2, 2, 6), (2, 3, 4), dict(stride=3, padding=1, output_padding=2)),         # 1-D
+    ((1, 2, 3), (2, 3, 1), dict(dilation=2, output_padding=1)),  # 1x1, op >= stride (found by hypothesis)
     ((1, 4, 5), (4, 1, 3), dict(groups=2, dilation=3)),
     ((1, 2, 3, 4, 3), (2, 2, 2, 3, 2), dict(stride=(2, 1, 3), padding=(0, 1, 1),
                                             output_padding=(1, 0, 2))),         # 3-D

@@ -10,8 +10,8 @@ set before torch is imported unless the caller set it; it does not change PyTorc
 speed), and a pause of ``settle`` seconds before every timed step lets OpenBLAS's
 threads, which spin for a while after each call, park before the other library runs. Throughput is given in GFLOP/s and as a fraction of NumPy's
 own large square matrix product measured in the same run and dtype. Peak memory is
-measured in fresh subprocesses (ru_maxrss growth during one forward + backward), the
-same way for both libraries.
+measured in fresh subprocesses (growth of the peak resident memory during one forward +
+backward, after the inputs exist), the same way for both libraries.
 """
 from __future__ import annotations
 
@@ -241,13 +241,29 @@ def memory_probe(library: str, workload: str, dtype: str, engine: str = "fast") 
     """Peak extra memory (bytes) of one forward + backward, in a fresh subprocess."""
     code = (f"import convgrad.bench as b; print(b._peak_in_this_process("
             f"{library!r}, {workload!r}, {dtype!r}, {engine!r}))")
+    # env given explicitly: the child must not inherit what an imported library changed
+    # in this process's C-level environment (seen: PyTorch's import), only os.environ
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, env=dict(os.environ))
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def _peak_in_this_process(library, workload, dtype, engine) -> int:
+def _peak_rss_bytes() -> int:
+    """This process's peak resident memory: VmHWM on Linux, which starts afresh at exec
+    (ru_maxrss does not: a child inherits its parent's peak), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
+    scale = 1 if sys.platform == "darwin" else 1024       # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def _peak_in_this_process(library, workload, dtype, engine) -> int:
     wl = _ALL[workload]
     x, w, b, dy = _arrays(wl, dtype)
     if library == "torch":
@@ -256,10 +272,9 @@ def _peak_in_this_process(library, workload, dtype, engine) -> int:
         step = lambda: _torch_step(torch, wl, *tensors)  # noqa: E731
     else:
         step = lambda: _convgrad_step(wl, engine, x, w, b, dy)  # noqa: E731
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_bytes()
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) * 1024          # ru_maxrss is in KiB on Linux
+    return _peak_rss_bytes() - before
 
 
 class _progress:

@@ -41,7 +41,7 @@ class _Plan:
         self.positions = int(np.prod(g.out_size))                               # P
         per_sample = self.groups * self.rows * self.positions * g.dtype.itemsize
         step = plan_chunks(g.batch, per_sample, what, preferred_bytes=_preferred_bytes(
-            self.positions, per_sample))
+            self.rows, self.positions, per_sample))
         self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
         self.step = step
         self.windows = offset_windows(g)
@@ -61,17 +61,41 @@ class _Plan:
         return cols.reshape(self.groups, self.rows, cols.size // (self.groups * self.rows))
 
 
-def _preferred_bytes(positions: int, per_sample: int) -> int:
-    """Chunks of about 8 MiB of columns stay in the last-level cache; with few output
-    positions per sample, take enough samples for the product to have >= 1024 columns."""
-    wanted = -(-1024 // max(positions, 1)) * per_sample
-    return max(8 * 2**20, min(wanted, 32 * 2**20))
+def _preferred_bytes(rows: int, positions: int, per_sample: int) -> int:
+    """How many bytes of columns to process at once (measured, BENCHMARKS.md).
+
+    About 8 MiB: the buffer stays in the last-level cache while it is filled and read.
+    A product with many rows (C/G * K >= 256) and few positions per sample is compute
+    bound and wants at least 3072 columns, up to 32 MiB.
+    """
+    if rows >= 256:
+        samples = -(-3072 // max(positions, 1))
+        return max(8 * 2**20, min(samples * per_sample, 32 * 2**20))
+    return 8 * 2**20
 
 
 def _is_pointwise(g: ConvGeometry) -> bool:
-    """1x1 kernel, stride 1, no padding: the input is its own column matrix."""
+    """1x1 kernel, stride 1, no padding: the input is its own column matrix.
+
+    (A transposed convolution whose output_padding exceeds its stride reads only the
+    first out_size positions: then the sizes differ and the general path is taken.)
+    """
     return (all(k == 1 for k in g.kernel_size) and all(s == 1 for s in g.stride)
-            and all(p == (0, 0) for p in g.padding))
+            and all(p == (0, 0) for p in g.padding) and g.out_size == g.in_size)
+
+
+def _stacked_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[i] = a @ b[i] for every sample i: b (N, G, K, P), a (G, M, K), out (N, G, M, P).
+
+    One BLAS call per sample when each product is large: NumPy's stacked matmul with a
+    broadcast operand was measured 20-40% slower than the same products called one by
+    one (BENCHMARKS.md); small products keep the single stacked call.
+    """
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] < 1 << 20:
+        return np.matmul(a, b, out=out)
+    for i in range(b.shape[0]):
+        np.matmul(a, b[i], out=out[i])
+    return out
 
 
 def _by_sample(a: np.ndarray, groups: int) -> np.ndarray:
@@ -89,8 +113,9 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """y = x correlated with w: (N, C, *in) x (F, C/G, *K) -> (N, F, *out), without bias."""
     y = np.empty(g.y_shape, dtype=g.dtype)
     if _is_pointwise(g):                      # (G, F/G, C/G) @ (N, G, C/G, P)
-        np.matmul(w.reshape(g.groups, g.out_channels // g.groups, g.in_channels // g.groups),
-                  _by_sample(x, g.groups), out=_by_sample(y, g.groups))
+        _stacked_matmul(w.reshape(g.groups, g.out_channels // g.groups,
+                                  g.in_channels // g.groups),
+                        _by_sample(x, g.groups), _by_sample(y, g.groups))
         return y
     plan = _Plan(g, "the forward pass")
     w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, C/G*K)
@@ -108,16 +133,29 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dw = dy @ cols^T: x correlated with dy. (N, F, *out), (N, C, *in) -> (F, C/G, *K)."""
     if _is_pointwise(g):                      # sum_n dy[n] (G, F/G, P) @ x[n]^T (G, P, C/G)
-        per_sample = np.matmul(_by_sample(dy, g.groups),
-                               _by_sample(x, g.groups).swapaxes(-1, -2))
-        return per_sample.sum(axis=0, dtype=g.dtype).reshape(g.w_shape)
+        dy_s, x_s = _by_sample(dy, g.groups), _by_sample(x, g.groups)
+        dw = np.zeros(g.w_shape[:2], dtype=g.dtype).reshape(g.groups, -1, x_s.shape[2])
+        for i in range(g.batch):
+            dw += np.matmul(dy_s[i], x_s[i].swapaxes(-1, -2))
+        return dw.reshape(g.w_shape)
     plan = _Plan(g, "the weight gradient")
-    dw = np.zeros((plan.groups, plan.f_per_group, plan.rows), dtype=g.dtype)
+    # OpenBLAS was measured faster on float32 computing dw^T = cols @ dy^T (10-60%), and
+    # on float64 computing dw = dy @ cols^T (BENCHMARKS.md): same sums, other orientation.
+    transposed = g.dtype == np.float32
+    shape = (plan.groups, plan.rows, plan.f_per_group) if transposed else (
+        plan.groups, plan.f_per_group, plan.rows)
+    dw = np.zeros(shape, dtype=g.dtype)
     for chunk in plan.chunks:
-        cols = im2col(x[chunk], g, plan.columns(chunk.stop - chunk.start), plan.windows)
+        cols = plan.matrix(im2col(x[chunk], g, plan.columns(chunk.stop - chunk.start),
+                                  plan.windows))                    # (G, C/G*K, n*P)
         dy_mat = _by_group(dy[chunk], g.groups)                     # (G, F/G, n*P)
-        dw += np.matmul(dy_mat, plan.matrix(cols).swapaxes(1, 2))   # (G, F/G, C/G*K)
-    return dw.reshape(g.w_shape)
+        if transposed:
+            dw += np.matmul(cols, dy_mat.swapaxes(1, 2))            # (G, C/G*K, F/G)
+        else:
+            dw += np.matmul(dy_mat, cols.swapaxes(1, 2))            # (G, F/G, C/G*K)
+    if transposed:
+        dw = dw.swapaxes(1, 2)
+    return np.ascontiguousarray(dw).reshape(g.w_shape)
 
 
 def _rotated_swapped(w: np.ndarray, groups: int) -> np.ndarray:
@@ -155,9 +193,9 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dx: the adjoint of the forward map. (N, F, *out), (F, C/G, *K) -> (N, C, *in)."""
     if _is_pointwise(g):                      # (G, C/G, F/G) @ (N, G, F/G, P)
         dx = np.empty(g.x_shape, dtype=g.dtype)
-        np.matmul(w.reshape(g.groups, g.out_channels // g.groups,
-                            g.in_channels // g.groups).swapaxes(1, 2),
-                  _by_sample(dy, g.groups), out=_by_sample(dx, g.groups))
+        _stacked_matmul(w.reshape(g.groups, g.out_channels // g.groups,
+                                  g.in_channels // g.groups).swapaxes(1, 2),
+                        _by_sample(dy, g.groups), _by_sample(dx, g.groups))
         return dx
     if _swap_pays(g) and np.isfinite(w).all():
         # the swapped correlation multiplies dy's padding zeros by w: fine unless w holds

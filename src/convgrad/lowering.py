@@ -10,7 +10,8 @@ matrix product. Padding is never materialized: each offset copies the in-bounds 
 its window and zero-fills the rest (negative padding simply crops). col2im adds columns
 back into an input-shaped array: the adjoint, used by the input gradient.
 
-Both loops are split across threads by channel blocks (:mod:`convgrad.parallel`).
+Both run on one thread: the fast engine hands them chunks small enough to stay in the
+CPU's cache, where a second thread was measured to gain nothing (BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import functools
 import numpy as np
 
 from .geometry import ConvGeometry
-from .parallel import parallel_for
 
 __all__ = ["offset_windows", "im2col", "col2im"]
 
@@ -70,18 +70,13 @@ def im2col(x: np.ndarray, g: ConvGeometry, cols: np.ndarray, windows=None) -> np
     """Fill cols (C, *K, n, *out) from x (n, C, *in); returns cols."""
     windows = offset_windows(g) if windows is None else windows
     everything = (slice(None), slice(None))
-
-    def block(c0, c1):
-        for offset, out_slices, in_slices in windows:
-            dest = cols[(slice(c0, c1),) + offset]                 # (c1-c0, n, *out)
-            if out_slices is None:
-                dest[...] = 0
-                continue
-            source = x[(slice(None), slice(c0, c1)) + in_slices]   # (n, c1-c0, *box)
-            dest[everything + out_slices] = source.swapaxes(0, 1)
-            _zero_outside(dest, out_slices, g.out_size)
-
-    parallel_for(block, cols.shape[0], cols.size)
+    for offset, out_slices, in_slices in windows:
+        dest = cols[(slice(None),) + offset]                       # (C, n, *out)
+        if out_slices is None:
+            dest[...] = 0
+            continue
+        dest[everything + out_slices] = x[everything + in_slices].swapaxes(0, 1)
+        _zero_outside(dest, out_slices, g.out_size)
     return cols
 
 
@@ -89,14 +84,9 @@ def col2im(dcols: np.ndarray, g: ConvGeometry, dx: np.ndarray, windows=None) -> 
     """dx (n, C, *in) += every offset's columns of dcols (C, *K, n, *out), in place."""
     windows = offset_windows(g) if windows is None else windows
     everything = (slice(None), slice(None))
-
-    def block(c0, c1):
-        target = dx[:, c0:c1]                                      # (n, c1-c0, *in)
-        for offset, out_slices, in_slices in windows:
-            if out_slices is None:
-                continue
-            source = dcols[(slice(c0, c1),) + offset][everything + out_slices]
-            target[everything + in_slices] += source.swapaxes(0, 1)
-
-    parallel_for(block, dx.shape[1], dcols.size)
+    for offset, out_slices, in_slices in windows:
+        if out_slices is None:
+            continue
+        source = dcols[(slice(None),) + offset][everything + out_slices]  # (C, n, *box)
+        dx[everything + in_slices] += source.swapaxes(0, 1)
     return dx
