@@ -254,3 +254,32 @@ def test_read_metadata_errors(tmp_path):
     np.savez(buffer, __metadata__=np.array(json.dumps({"x": 1})))
     (tmp_path / "meta.npz").write_bytes(buffer.getvalue())
     assert nn.read_metadata(tmp_path / "meta.npz") == {"x": 1}
+
+
+class _Payload:
+    """Unpickling this object would create a file: proof of code execution."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("container", ["object array in npz", "raw pickle"])
+def test_malicious_pickle_never_executes(tmp_path, container):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.npz"
+    if container == "raw pickle":
+        path.write_bytes(pickle.dumps({"0.weight": _Payload(marker)}))
+    else:
+        arrays = good_arrays()
+        arrays["0.weight"] = np.array([_Payload(marker)], dtype=object)
+        write_npz(path, arrays)
+    assert not marker.exists()               # writing the file did not run it either
+    model = make_model(3)
+    before = snapshot(model)
+    with pytest.raises(nn.ModelFileError):
+        nn.load(model, path)
+    assert not marker.exists()
+    assert_state_equal(model, before)

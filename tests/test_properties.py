@@ -118,3 +118,30 @@ def test_output_size_defining_inequality():
                             continue
                         assert (out - 1) * s + extent <= n + lo + hi < out * s + extent
                         assert out == conv_out_size(n, k, s, d, lo, hi)
+
+
+# the truth is computed in float64 from the inputs rounded to the dtype: what remains is
+# the arithmetic's rounding (float16 is computed in float32 and rounded once at the end)
+TOLERANCE = {np.float16: 2e-3, np.float32: 2e-5, np.float64: 1e-10}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_geometries(max_nd=2), st.sampled_from([np.float16, np.float32, np.float64]),
+       st.sampled_from(["fast", "reference"]))
+def test_random_geometry_and_dtype(geo, dtype, algorithm):
+    rng = np.random.default_rng(geo["seed"])
+    x = rng.standard_normal(geo["x_shape"]).astype(dtype)
+    w = rng.standard_normal(geo["w_shape"]).astype(dtype)
+    b = rng.standard_normal(geo["w_shape"][0]).astype(dtype) if geo["bias"] else None
+    nd, kw = len(geo["x_shape"]) - 2, geo["kw"]
+    y = CONV[nd](x, w, b, algorithm=algorithm, **kw)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    grads = BACKWARD[nd](dy, x, w, b, algorithm=algorithm, **kw)
+    truth = torch_conv(x.astype(np.float64), w.astype(np.float64),
+                       None if b is None else b.astype(np.float64), dy.astype(np.float64), **kw)
+    for ours, true in zip((y, *grads), truth):
+        if true is None:
+            assert ours is None
+            continue
+        assert ours.dtype == dtype
+        assert rel_err(ours, true) < TOLERANCE[dtype]

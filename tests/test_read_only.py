@@ -67,3 +67,43 @@ def test_read_only_inputs_untouched(name):
     CALLS[name](frozen)
     for key, value in arrays.items():
         np.testing.assert_array_equal(frozen[key], value)    # bit for bit
+
+
+def _layers():
+    from convgrad import nn
+    return {
+        "Conv2d": (nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, dtype=np.float64, rng=0), X),
+        "ConvTranspose2d": (nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2, dtype=np.float64,
+                                               rng=0), XT),
+        "BatchNorm2d": (nn.BatchNorm2d(4, dtype=np.float64), X),
+        "MaxPool2d": (nn.MaxPool2d(2), X),
+        "AvgPool2d": (nn.AvgPool2d(2), X),
+        "ReLU": (nn.ReLU(), X),
+        "Dropout": (nn.Dropout(0.5, rng=0), X),
+        "Flatten+Linear": (nn.Sequential(nn.Flatten(), nn.Linear(168, 3, dtype=np.float64,
+                                                                 rng=0)), X),
+    }
+
+
+@pytest.mark.parametrize("name", ["Conv2d", "ConvTranspose2d", "BatchNorm2d", "MaxPool2d",
+                                  "AvgPool2d", "ReLU", "Dropout", "Flatten+Linear"])
+def test_nn_layers_leave_read_only_inputs_untouched(name):
+    layer, x = _layers()[name]
+    x = x.copy()
+    x.flags.writeable = False
+    y = layer.forward(x)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    dy.flags.writeable = False
+    layer.backward(dy)          # NumPy refuses any in-place write into x or dy: none happened
+    np.testing.assert_array_equal(x, {"ConvTranspose2d": XT}.get(name, X))
+
+
+def test_loss_leaves_read_only_logits_untouched():
+    from convgrad import nn
+    logits = np.random.default_rng(2).standard_normal((5, 3))
+    copy = logits.copy()
+    logits.flags.writeable = False
+    loss_fn = nn.CrossEntropyLoss()
+    loss_fn.forward(logits, np.array([0, 1, 2, 0, 1]))
+    loss_fn.backward()
+    np.testing.assert_array_equal(logits, copy)
