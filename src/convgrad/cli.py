@@ -38,13 +38,18 @@ def _padding(text: str):
     return parts[0] if len(parts) == 1 and isinstance(parts[0], int) else tuple(parts)
 
 
+def _own_shapes(args) -> bool:
+    """Whether the user gave --x and --w (both, or an error naming the missing one)."""
+    if bool(args.x) != bool(args.w):
+        missing = "--w" if args.x else "--x"
+        raise ValueError(f"give both --x and --w (e.g. --x 2,3,7,7 --w 4,3,3,3); {missing} "
+                         f"is missing")
+    return bool(args.x)
+
+
 def _check(args) -> int:
     from .check import CASES, Case, run_check
-    if args.x or args.w:
-        if not (args.x and args.w):
-            print("convgrad check: give both --x and --w (e.g. --x 2,3,7,7 --w 4,3,3,3)",
-                  file=sys.stderr)
-            return 2
+    if _own_shapes(args):
         keywords = dict(stride=args.stride, padding=args.padding, dilation=args.dilation,
                         groups=args.groups)
         if args.transposed:
@@ -78,10 +83,7 @@ def _predict(args) -> int:
 
 def _bench(args) -> int:
     from . import bench
-    if args.x or args.w:
-        if not (args.x and args.w):
-            print("convgrad bench: give both --x and --w", file=sys.stderr)
-            return 2
+    if _own_shapes(args):
         workloads = [bench.Workload("custom", args.x, args.w, args.stride, args.padding,
                                     args.groups, note="--x/--w")]
     elif args.workloads == "all":

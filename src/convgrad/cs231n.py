@@ -34,31 +34,33 @@ __all__ = [
     "eval_numerical_gradient", "eval_numerical_gradient_array", "rel_error",
 ]
 
-_CONV_KEYS = {"stride": None, "pad": None, "dilation": 1, "groups": 1}
 _POOL_KEYS = ("pool_height", "pool_width", "stride")
 
 
-def _close_key(key, known):
-    import difflib
-    match = difflib.get_close_matches(str(key), list(known), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+def _checked_param(param, name: str, required: tuple, optional: tuple = ()) -> dict:
+    """The course's parameter dict, or an error naming the missing or unknown key."""
+    allowed = ", ".join(map(repr, required + optional))
+    if not isinstance(param, dict):
+        raise TypeError(f"{name} must be a dict with the keys {allowed}, got "
+                        f"{type(param).__name__}")
+    for key in param:
+        if key not in required + optional:
+            import difflib
+            match = difflib.get_close_matches(str(key), required + optional, n=1)
+            hint = f" (did you mean {match[0]!r}?)" if match else ""
+            raise ValueError(f"{name} has an unknown key {key!r}{hint}; allowed: {allowed}")
+    for key in required:
+        if key not in param:
+            raise ValueError(f"{name} is missing the key {key!r}; it needs "
+                             f"{', '.join(map(repr, required))}")
+    return param
 
 
 def _conv_keywords(conv_param) -> dict:
-    """conv_param -> functional keywords; a clear error naming any missing or unknown key."""
-    if not isinstance(conv_param, dict):
-        raise TypeError(f"conv_param must be a dict with 'stride' and 'pad' (optionally "
-                        f"'dilation', 'groups'), got {type(conv_param).__name__}")
-    for key in conv_param:
-        if key not in _CONV_KEYS:
-            raise ValueError(f"conv_param has an unknown key {key!r}{_close_key(key, _CONV_KEYS)}; "
-                             f"allowed: 'stride', 'pad', 'dilation', 'groups'")
-    for key in ("stride", "pad"):
-        if key not in conv_param:
-            raise ValueError(f"conv_param is missing the key {key!r}; it needs 'stride' and "
-                             f"'pad', e.g. {{'stride': 1, 'pad': 1}}")
-    return dict(stride=conv_param["stride"], padding=conv_param["pad"],
-                dilation=conv_param.get("dilation", 1), groups=conv_param.get("groups", 1))
+    """conv_param -> functional keywords ('stride', 'pad'; optionally 'dilation', 'groups')."""
+    p = _checked_param(conv_param, "conv_param", ("stride", "pad"), ("dilation", "groups"))
+    return dict(stride=p["stride"], padding=p["pad"], dilation=p.get("dilation", 1),
+                groups=p.get("groups", 1))
 
 
 def _conv_forward(x, w, b, conv_param, algorithm):
@@ -105,19 +107,8 @@ def conv_backward_fast(dout, cache):
 
 
 def _pool_keywords(pool_param) -> dict:
-    if not isinstance(pool_param, dict):
-        raise TypeError(f"pool_param must be a dict with {', '.join(map(repr, _POOL_KEYS))}, "
-                        f"got {type(pool_param).__name__}")
-    for key in pool_param:
-        if key not in _POOL_KEYS:
-            raise ValueError(f"pool_param has an unknown key {key!r}{_close_key(key, _POOL_KEYS)}; "
-                             f"allowed: {', '.join(map(repr, _POOL_KEYS))}")
-    for key in _POOL_KEYS:
-        if key not in pool_param:
-            raise ValueError(f"pool_param is missing the key {key!r}; it needs 'pool_height', "
-                             f"'pool_width' and 'stride'")
-    return dict(kernel_size=(pool_param["pool_height"], pool_param["pool_width"]),
-                stride=pool_param["stride"])
+    p = _checked_param(pool_param, "pool_param", _POOL_KEYS)
+    return dict(kernel_size=(p["pool_height"], p["pool_width"]), stride=p["stride"])
 
 
 def max_pool_forward_naive(x, pool_param):
