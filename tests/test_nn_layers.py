@@ -422,3 +422,21 @@ def test_training_steps_match_torch_end_to_end():
     torch_state = theirs.state_dict()
     for name, value in ours.state_dict().items():
         assert rel_err(value, torch_state[name].numpy()) < 1e-9, name
+
+
+def test_dropout_integer_input_and_dy_shape():
+    from convgrad.nn import Dropout
+    layer = Dropout(0.3, rng=0)
+    y = layer.forward(np.full((2, 5), 10))              # integers are computed in float64
+    assert y.dtype == np.float64
+    kept = y[y != 0]
+    np.testing.assert_allclose(kept, 10 / 0.7)
+    with pytest.raises(ValueError, match=r"dy must have the forward output's shape \(2, 5\)"):
+        layer.backward(np.ones((1, 5)))
+
+
+def test_pool_layers_accept_numpy_integers():
+    from convgrad import nn
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    for layer in (nn.MaxPool2d(np.int64(2)), nn.AvgPool2d((np.int32(2), 2))):
+        assert layer.forward(x).shape == (1, 2, 2, 2)

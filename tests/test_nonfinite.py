@@ -74,3 +74,14 @@ def test_pooling_nan_like_torch():
                              (pooling.avg_pool2d(x, 3, 1, 1),
                               F.avg_pool2d(torch.tensor(x), 3, 1, 1))):
             _same_pattern(ours, theirs.numpy())
+
+
+@pytest.mark.parametrize("values", [[np.nan, 1.0, np.nan, 2.0], [1.0, np.inf, np.nan, -np.inf],
+                                    [-np.inf, -np.inf, 3.0, np.nan]])
+def test_max_pool_backward_routes_like_torch(values):
+    """The gradient goes where PyTorch sends it: the first max on ties, the last NaN."""
+    x = np.array(values * 3, dtype=np.float64).reshape(1, 1, 3, 4)
+    dy = np.random.default_rng(3).standard_normal((1, 1, 1, 1))
+    tx = torch.tensor(x, requires_grad=True)
+    F.max_pool2d(tx, (3, 4)).backward(torch.tensor(dy))
+    np.testing.assert_array_equal(pooling.max_pool2d_backward(dy, x, (3, 4)), tx.grad.numpy())

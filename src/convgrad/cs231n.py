@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional, pooling
-from .geometry import as_float_array, pool_geometry
+from .geometry import as_float_array, check_shape, pool_geometry
 from .gradcheck import central_difference, numerical_gradient
 from .gradcheck import rel_error as _rel_error
 
@@ -127,10 +127,7 @@ def max_pool_backward_naive(dout, cache):
     x, pool_param = _unpack(cache, 2, "max_pool")
     keywords = _pool_keywords(pool_param)
     x_arr, g = pool_geometry(x, nd=2, op="max_pool_backward_naive", **keywords)
-    dout = as_float_array(dout, "max_pool_backward_naive: dout")
-    if dout.shape != g.y_shape:
-        raise ValueError(f"max_pool_backward_naive: dout must have shape {g.y_shape}, "
-                         f"got {dout.shape}")
+    dout = check_shape(dout, g.y_shape, "max_pool_backward_naive", "dout")
     (ph, pw), (sh, sw) = g.kernel_size, g.stride
     dx = np.zeros(x_arr.shape, dtype=np.result_type(x_arr, dout))
     for n, c, i, j in np.ndindex(*g.y_shape):
@@ -163,6 +160,7 @@ def relu_forward(x):
 def relu_backward(dout, cache):
     """dx = dout where x > 0."""
     x = cache
+    dout = check_shape(dout, np.shape(x), "relu_backward", "dout", "x's shape")
     return np.where(x > 0, dout, 0).astype(np.result_type(x, dout), copy=False)
 
 
@@ -171,8 +169,10 @@ def affine_forward(x, w, b):
     x = as_float_array(x, "affine_forward: x")
     w = as_float_array(w, "affine_forward: w")
     b = as_float_array(b, "affine_forward: b")
-    n = x.shape[0] if x.ndim else 0
-    d = int(np.prod(x.shape[1:]))
+    if x.ndim < 1:
+        raise ValueError(f"affine_forward: x must have a batch axis, shape (N, d_1, ..., d_k), "
+                         f"got a 0-d array")
+    n, d = x.shape[0], int(np.prod(x.shape[1:]))
     if w.ndim != 2 or w.shape[0] != d:
         raise ValueError(f"affine_forward: w must have shape (D, M) with D = {d} "
                          f"(x.shape[1:] = {x.shape[1:]} flattened), got {w.shape}")
@@ -184,6 +184,8 @@ def affine_forward(x, w, b):
 def affine_backward(dout, cache):
     """Returns (dx, dw, db) with the shapes of x, w, b."""
     x, w, b = _unpack(cache, 3, "affine")
+    dout = check_shape(dout, (x.shape[0], w.shape[1]), "affine_backward", "dout",
+                       "shape (N, M)")
     x2 = x.reshape(x.shape[0], -1)                  # (N, D)
     dx = (dout @ w.T).reshape(x.shape)              # (N, d_1, ..., d_k)
     return dx, x2.T @ dout, dout.sum(axis=0)        # (D, M), (M,)

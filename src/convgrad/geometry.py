@@ -29,6 +29,7 @@ __all__ = [
     "check_algorithm",
     "check_grad_output",
     "check_groups",
+    "check_shape",
     "conv_geometry",
     "conv_transpose_geometry",
     "pool_geometry",
@@ -455,15 +456,20 @@ def pool_geometry(x, kernel_size, stride=None, padding=0, *, nd: int, op: str = 
     return x, geometry
 
 
+def check_shape(a, shape, op: str, name: str, what: str = "shape") -> np.ndarray:
+    """``a`` as a float array of exactly ``shape``, or an error naming both shapes."""
+    a = as_float_array(a, f"{op}: {name}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"{op}: {name} must have {what} {tuple(shape)}, got {a.shape}")
+    return a
+
+
 def check_grad_output(dy, geometry: ConvGeometry, shape: tuple[int, ...], op: str,
                       name: str = "dy"):
     """The upstream gradient: a float array of exactly the output's ``shape``.
 
     Returns ``(dy, geometry)``, the geometry's arithmetic dtype promoted to include dy's.
     """
-    dy = as_float_array(dy, f"{op}: {name}")
-    if dy.shape != tuple(shape):
-        raise ValueError(f"{op}: {name} must have the output's shape {tuple(shape)}, got "
-                         f"{dy.shape}")
+    dy = check_shape(dy, shape, op, name, "the output's shape")
     dtype = _compute_dtype(geometry.dtype, dy.dtype)
     return dy, dataclasses.replace(geometry, dtype=dtype)

@@ -8,7 +8,8 @@ Pooling shares the convolution's geometry (a depthwise window, see
   default ``count_include_pad=True``);
 * max pooling visits the prod(k) window offsets once each, keeping the running maximum
   and the offset it came from; the backward pass routes each upstream gradient to that
-  one position (the first maximum on ties, a NaN counting as the maximum, as PyTorch).
+  one position, as PyTorch does: the first maximum on ties, a NaN counting as the maximum
+  (the last NaN when a window holds several).
 
 Shapes, 2-D: x (N, C, H, W) -> y (N, C, H', W'), with H' from the one output-size formula.
 """
@@ -42,7 +43,7 @@ def _max_pool(x: np.ndarray, g: ConvGeometry):
     where = np.zeros(g.y_shape, dtype=np.intp)
     for number, window in _windows(g):
         candidate = xp[window]
-        better = (candidate > best) | (np.isnan(candidate) & ~np.isnan(best))
+        better = (candidate > best) | np.isnan(candidate)     # PyTorch's rule: last NaN
         np.copyto(best, candidate, where=better)
         where[better] = number
     return best, where

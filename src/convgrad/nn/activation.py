@@ -23,14 +23,11 @@ class ReLU(Module):
         self._positive = None
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = self._input(x)
         self._positive = x > 0                                 # the mask dx needs
         return np.where(self._positive, x, np.zeros((), dtype=x.dtype))
 
     def backward(self, dy):
         positive = self._saved(self._positive)
-        dy = np.asarray(dy)
-        if dy.shape != positive.shape:
-            raise ValueError(f"ReLU.backward: dy has shape {dy.shape}, expected the forward "
-                             f"output's shape {positive.shape}")
+        dy = self._grad(dy, positive.shape)
         return np.where(positive, dy, np.zeros((), dtype=dy.dtype))

@@ -71,7 +71,7 @@ class _BatchNorm(Module):
             self.num_batches_tracked[...] = 0
 
     def _check_input(self, x) -> np.ndarray:
-        x = np.asarray(x)
+        x = self._input(x)
         name = type(self).__name__
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
             raise ValueError(f"{name}: x must be {self._layout} with C = num_features = "
@@ -110,10 +110,7 @@ class _BatchNorm(Module):
 
     def backward(self, dy):
         xhat, inv_std, use_batch, axes, shape = self._saved(self._cache)
-        dy = np.asarray(dy)
-        if dy.shape != xhat.shape:
-            raise ValueError(f"{type(self).__name__}.backward: dy must have the output's "
-                             f"shape {xhat.shape}, got {dy.shape}")
+        dy = self._grad(dy, xhat.shape)
         if self.affine:
             self.weight.grad += (dy * xhat).sum(axis=axes)
             self.bias.grad += dy.sum(axis=axes)

@@ -36,9 +36,11 @@ class Dropout(Module):
         self.p = float(p)
         self.rng = as_generator(rng, "Dropout: rng")
         self._scale = None      # mask / (1 - p), or 1.0 where the layer was the identity
+        self._shape = None      # the forward input's shape
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = self._input(x)                                     # integers -> float64
+        self._shape = x.shape
         if not self.training or self.p == 0.0:
             self._scale = 1.0
             return x
@@ -51,7 +53,7 @@ class Dropout(Module):
 
     def backward(self, dy):
         scale = self._saved(self._scale)
-        return np.asarray(dy) * scale
+        return self._grad(dy, self._shape) * scale
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -36,15 +36,19 @@ class Flatten(Module):
         return start, end
 
     def forward(self, x):
-        x = np.asarray(x)
-        start, end = self._axes(x.ndim)
+        x = self._input(x)
         self._x_shape = x.shape
-        merged = math.prod(x.shape[start:end + 1])
-        return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
+        return x.reshape(self._merged_shape(x.shape))
+
+    def _merged_shape(self, shape) -> tuple:
+        """x's shape with the axes start_dim..end_dim merged into one."""
+        start, end = self._axes(len(shape))
+        return shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
 
     def backward(self, dy):
         shape = self._saved(self._x_shape)
-        return np.asarray(dy).reshape(shape)                  # back to x's shape
+        merged = self._merged_shape(shape)
+        return self._grad(dy, merged).reshape(shape)           # back to x's shape
 
     def extra_repr(self) -> str:
         parts = []

@@ -40,7 +40,7 @@ class Linear(Module):
         self._x = None
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = self._input(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: x must have shape (*, {self.in_features}) (last axis = "
                              f"in_features), got {x.shape}")
@@ -52,10 +52,7 @@ class Linear(Module):
 
     def backward(self, dy):
         x = self._saved(self._x)
-        dy = np.asarray(dy)
-        expected = x.shape[:-1] + (self.out_features,)
-        if dy.shape != expected:
-            raise ValueError(f"Linear.backward: dy must have shape {expected}, got {dy.shape}")
+        dy = self._grad(dy, x.shape[:-1] + (self.out_features,))
         dy_2d = dy.reshape(-1, self.out_features)              # (M, out), M = prod(*)
         x_2d = x.reshape(-1, self.in_features)                 # (M, in)
         self.weight.grad += dy_2d.T @ x_2d                     # (out, in)

@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..geometry import as_float_array, check_shape
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -49,6 +50,15 @@ class Module:
 
     def __call__(self, x):
         return self.forward(x)
+
+    def _input(self, x) -> np.ndarray:
+        """x as a float array (lists and integers converted), or a clear TypeError."""
+        return as_float_array(x, f"{type(self).__name__}: x")
+
+    def _grad(self, dy, shape) -> np.ndarray:
+        """dy as a float array of exactly the forward output's shape."""
+        return check_shape(dy, shape, f"{type(self).__name__}.backward", "dy",
+                           "the forward output's shape")
 
     def _saved(self, value, what: str = "the input"):
         """A value saved by forward, or a clear error when backward comes first."""

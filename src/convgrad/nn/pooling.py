@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import pooling
-from ..geometry import pool_geometry
+from ..geometry import ntuple, pool_geometry
 from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
@@ -47,9 +47,10 @@ class _Pool(Module):
 
 def _big_enough(kernel_size, nd: int):
     """A spatial size every valid window fits in (validation happens in pool_geometry)."""
-    if isinstance(kernel_size, (tuple, list)) and len(kernel_size) == nd:
-        return [k if isinstance(k, int) and k > 0 else 1 for k in kernel_size]
-    return [kernel_size if isinstance(kernel_size, int) and kernel_size > 0 else 1] * nd
+    try:
+        return ntuple(kernel_size, nd, "kernel_size")
+    except (TypeError, ValueError):
+        return (1,) * nd            # pool_geometry reports the bad kernel_size
 
 
 
