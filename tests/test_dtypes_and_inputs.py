@@ -131,3 +131,78 @@ def test_memory_error_names_the_size_before_allocating():
     with cg.memory_budget("1K"):
         with pytest.raises(MemoryError, match=r"needs 4\.5 MiB .* budget of 1\.0 KiB"):
             cg.conv2d(x, w, padding=1)
+
+
+@pytest.mark.parametrize("algorithm", ["fast", "reference"])
+@pytest.mark.parametrize("call", [
+    lambda alg: cg.conv2d(np.zeros((1, 1, 8, 8)), np.zeros((2, 1, 3, 3)), padding=10**9,
+                          algorithm=alg),
+    lambda alg: cg.conv_transpose2d(np.zeros((1, 2, 4, 4)), np.zeros((2, 1, 3, 3)),
+                                    stride=10**6, algorithm=alg),
+], ids=["huge-output", "huge-transposed-output"])
+def test_impossible_sizes_raise_memory_error_naming_the_size(call, algorithm):
+    """Sizes are computed in Python ints: no overflow inside NumPy, nothing allocated.
+    """
+    with pytest.raises(MemoryError, match=r"of shape \(.*\) would need [\d.]+ [KMGTPE]iB"):
+        call(algorithm)
+
+
+def test_huge_padding_with_a_small_output_needs_no_padded_copy_in_the_fast_engine():
+    """The fast engine never materializes padding: only windows' in-bounds parts are read."""
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((1, 1, 8, 8)), rng.standard_normal((2, 1, 3, 3))
+    y = cg.conv2d(x, w, padding=10**5, stride=10**5)        # 3 x 3 output
+    assert y.shape == (1, 2, 3, 3)
+    # only the centre window, which starts at padded index 10**5, touches x
+    expected = np.zeros_like(y)
+    expected[0, :, 1, 1] = (w[:, 0] * x[0, 0, :3, :3]).sum(axis=(1, 2))
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-15)
+    with pytest.raises(MemoryError, match="the reference engine's padded array .* would need"):
+        cg.conv2d(x, w, padding=10**5, stride=10**5, algorithm="reference")
+
+
+def test_backward_fits_wherever_the_forward_fits():
+    """dx at stride 1 prefers the swapped correlation (F*K rows); under a budget that
+    only the forward's C*K rows fit, col2im (also C*K rows) is used instead."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    dy = rng.standard_normal((5, 4, 9, 9))
+    expected = cg.conv2d_backward(dy, x, w, padding=1)
+    with cg.memory_budget(8 * 27 * 81 + 1):             # one sample of forward columns
+        cg.conv2d(x, w, padding=1)
+        got = cg.conv2d_backward(dy, x, w, padding=1)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
+    with cg.memory_budget(8 * 27 * 81 - 1), pytest.raises(MemoryError, match="the input gradient"):
+        from convgrad import fast
+        from convgrad.geometry import conv_geometry
+        _, _, _, g = conv_geometry(x, w, nd=2, padding=1)
+        fast.grad_input(dy, w, g)
+
+
+@pytest.mark.parametrize("value,error", [("", ValueError), ("inf", ValueError),
+                                         ("abc", ValueError), (-3, ValueError),
+                                         (2.5, TypeError), (True, TypeError)])
+def test_memory_budget_values_are_checked(value, error):
+    before = cg.get_memory_budget()
+    with pytest.raises(error, match="memory budget"):
+        cg.set_memory_budget(value)
+    assert cg.get_memory_budget() == before
+    assert cg.set_memory_budget("1.5G") == before and cg.get_memory_budget() == 3 * 2**29
+    cg.set_memory_budget(before)
+
+
+def test_bad_budget_in_the_environment_warns_and_keeps_the_default():
+    import os
+    import subprocess
+    import sys
+    code = "import convgrad as cg; print(cg.get_memory_budget())"
+    env = dict(os.environ, CONVGRAD_MEMORY_BUDGET="lots")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    assert out.stdout.strip() == str(512 * 2**20)
+    assert "CONVGRAD_MEMORY_BUDGET='lots' is not a size" in out.stderr
+    env["CONVGRAD_MEMORY_BUDGET"] = "64M"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    assert out.stdout.strip() == str(64 * 2**20)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .geometry import ConvGeometry
 from .lowering import col2im, im2col, offset_windows
-from .memory import plan_chunks
+from .memory import get_memory_budget, plan_chunks
 
 __all__ = ["forward", "grad_input", "grad_weight"]
 
@@ -109,15 +109,19 @@ def _by_group(a: np.ndarray, groups: int) -> np.ndarray:
     return a.swapaxes(0, 1).reshape(groups, f // groups, n * int(np.prod(a.shape[2:])))
 
 
-def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
-    """y = x correlated with w: (N, C, *in) x (F, C/G, *K) -> (N, F, *out), without bias."""
+def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
+            what: str = "the forward pass") -> np.ndarray:
+    """y = x correlated with w: (N, C, *in) x (F, C/G, *K) -> (N, F, *out), without bias.
+
+    ``what`` names the computation in a MemoryError (the input gradient calls this too).
+    """
     y = np.empty(g.y_shape, dtype=g.dtype)
     if _is_pointwise(g):                      # (G, F/G, C/G) @ (N, G, C/G, P)
         _stacked_matmul(w.reshape(g.groups, g.out_channels // g.groups,
                                   g.in_channels // g.groups),
                         _by_sample(x, g.groups), _by_sample(y, g.groups))
         return y
-    plan = _Plan(g, "the forward pass")
+    plan = _Plan(g, what)
     w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, C/G*K)
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
@@ -184,9 +188,13 @@ def _swap_pays(g: ConvGeometry) -> bool:
 
     At stride 1 the swapped correlation copies F*K rows of dy columns where col2im adds
     C*K rows (an addition costs about twice a copy); at stride > 1 it would also multiply
-    the s - 1 zeros inserted between dy's entries.
+    the s - 1 zeros inserted between dy's entries. Its columns must also fit the memory
+    budget for one sample; otherwise col2im, with C*K rows, may still fit.
     """
-    return all(s == 1 for s in g.stride) and g.out_channels <= 2 * g.in_channels
+    swapped_bytes = (g.out_channels * int(np.prod(g.kernel_size)) * int(np.prod(g.in_size))
+                     * g.dtype.itemsize)                        # F/G*K rows x G, P = in
+    return (all(s == 1 for s in g.stride) and g.out_channels <= 2 * g.in_channels
+            and swapped_bytes <= get_memory_budget())
 
 
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
@@ -200,7 +208,8 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     if _swap_pays(g) and np.isfinite(w).all():
         # the swapped correlation multiplies dy's padding zeros by w: fine unless w holds
         # an inf or a nan (0 * inf = nan), where col2im, which adds only real terms, is used
-        return forward(dy, _rotated_swapped(w, g.groups), _swapped_geometry(g))
+        return forward(dy, _rotated_swapped(w, g.groups), _swapped_geometry(g),
+                       "the input gradient")
     plan = _Plan(g, "the input gradient")
     dx = np.zeros(g.x_shape, dtype=g.dtype)
     w_t = w.reshape(plan.groups, plan.f_per_group, plan.rows).swapaxes(1, 2)  # (G, C/G*K, F/G)

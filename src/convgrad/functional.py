@@ -24,6 +24,7 @@ import numpy as np
 from . import fast, reference
 from .geometry import (ConvGeometry, check_algorithm, check_grad_output, conv_geometry,
                        conv_transpose_geometry)
+from .memory import check_allocation
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -72,6 +73,7 @@ def _conv(nd, op, x, w, b, stride, padding, dilation, groups, algorithm):
     engine = _engine(algorithm, op)
     x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                dilation=dilation, groups=groups, op=op)
+    check_allocation(g.y_shape, g.dtype, f"{op}: the output")
     with _quiet():
         y = _add_bias(engine.forward(_as(x, g), _as(w, g), g), b)
     return y.astype(_out_dtype(x, w, b), copy=False)
@@ -96,6 +98,7 @@ def _conv_transpose(nd, op, x, w, b, stride, padding, output_padding, groups, di
     x, w, b, g = conv_transpose_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                          output_padding=output_padding, groups=groups,
                                          dilation=dilation, op=op)
+    check_allocation(g.x_shape, g.dtype, f"{op}: the output")
     with _quiet():
         y = _add_bias(engine.grad_input(_as(x, g), _as(w, g), g), b)
     return y.astype(_out_dtype(x, w, b), copy=False)

@@ -16,40 +16,54 @@ Change it for the whole process with :func:`set_memory_budget`, or for a block o
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import sys
+
+import numpy as np
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "get_memory_budget", "set_memory_budget",
-           "memory_budget", "format_bytes", "plan_chunks"]
+           "memory_budget", "format_bytes", "plan_chunks", "check_allocation",
+           "physical_memory"]
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
 _SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def _parse(value, name: str) -> int:
-    """Bytes from an int or a string such as '512M'; positive, or a clear error."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number of bytes (int) or a string like '512M', "
-                        f"got {value!r}")
+    """Bytes from an int or a string such as '512M'; positive and finite, or a clear error."""
+    allowed = "a number of bytes (int) or a string like '512M', '2G'"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
     if isinstance(value, str):
         text = value.strip().upper().removesuffix("B").removesuffix("I")
-        number, suffix = (text[:-1], text[-1]) if text[-1:] in "KMGT" else (text, "")
+        suffix = text[-1:] if text[-1:] in ("K", "M", "G", "T") else ""
+        number = text[:len(text) - len(suffix)]
         try:
-            value = int(float(number) * _SUFFIXES[suffix])
+            amount = float(number) * _SUFFIXES[suffix]
         except ValueError:
-            raise ValueError(f"{name}={value!r} is not a size; expected bytes as an int or a "
-                             f"string like '512M', '2G'") from None
-    elif isinstance(value, int):
-        value = int(value)
-    else:
-        raise TypeError(f"{name} must be a number of bytes (int) or a string like '512M', "
-                        f"got {value!r} ({type(value).__name__})")
+            raise ValueError(f"{name}={value!r} is not a size; expected {allowed}") from None
+        if not math.isfinite(amount):
+            raise ValueError(f"{name}={value!r} is not a finite size; expected {allowed}")
+        value = int(amount)
     if value < 1:
-        raise ValueError(f"{name} must be a positive number of bytes, got {value}")
-    return value
+        raise ValueError(f"{name} must be a positive number of bytes, got {value!r}")
+    return int(value)
 
 
-_budget = (_parse(os.environ["CONVGRAD_MEMORY_BUDGET"], "CONVGRAD_MEMORY_BUDGET")
-           if os.environ.get("CONVGRAD_MEMORY_BUDGET") else DEFAULT_MEMORY_BUDGET)
+def _from_environment() -> int:
+    """CONVGRAD_MEMORY_BUDGET if set and valid; a bad value warns and keeps the default
+    (it must not stop `import convgrad`)."""
+    text = os.environ.get("CONVGRAD_MEMORY_BUDGET")
+    if not text:
+        return DEFAULT_MEMORY_BUDGET
+    try:
+        return _parse(text, "CONVGRAD_MEMORY_BUDGET")
+    except (TypeError, ValueError) as error:
+        import warnings
+        warnings.warn(f"{error}; using the default of {format_bytes(DEFAULT_MEMORY_BUDGET)}",
+                      stacklevel=2)
+        return DEFAULT_MEMORY_BUDGET
 
 
 def get_memory_budget() -> int:
@@ -75,11 +89,34 @@ def memory_budget(nbytes):
 
 
 def format_bytes(nbytes: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+    """1536 -> "1.5 KiB": binary units up to EiB."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    power = 0
+    while nbytes >= 1024 and power < len(units) - 1:
         nbytes /= 1024
-    raise AssertionError("unreachable")
+        power += 1
+    return f"{nbytes:.0f} B" if power == 0 else f"{nbytes:.1f} {units[power]}"
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (or the largest array size, where that is unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return sys.maxsize
+
+
+def check_allocation(shape, dtype, what: str) -> None:
+    """MemoryError naming the size, before allocating, for an array that cannot exist here.
+
+    Sizes are computed with Python integers, so absurd geometries (padding 10**9) are
+    reported as such instead of overflowing inside NumPy.
+    """
+    nbytes = math.prod(int(n) for n in shape) * np.dtype(dtype).itemsize
+    if nbytes > min(physical_memory(), sys.maxsize):
+        raise MemoryError(f"{what} of shape {tuple(shape)} would need {format_bytes(nbytes)}, "
+                          f"more than this machine's {format_bytes(physical_memory())} of "
+                          f"memory; check the sizes, padding and stride")
 
 
 def plan_chunks(batch: int, bytes_per_sample: int, what: str, *,
@@ -99,3 +136,6 @@ def plan_chunks(batch: int, bytes_per_sample: int, what: str, *,
         return max(batch, 1)
     fit = max(1, min(preferred_bytes, _budget) // bytes_per_sample)
     return int(min(batch, fit))
+
+
+_budget = _from_environment()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import ConvGeometry
+from .memory import check_allocation
 
 __all__ = ["forward", "grad_input", "grad_weight", "pad", "dilate", "rot180"]
 
@@ -33,6 +34,8 @@ def pad(a: np.ndarray, pairs) -> np.ndarray:
     ``a`` is (N, C, *spatial); the result is a new array (never a view of ``a``).
     """
     grow = [(0, 0), (0, 0)] + [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
+    check_allocation([n + lo + hi for n, (lo, hi) in zip(a.shape, grow)], a.dtype,
+                     "the reference engine's padded array")
     out = np.pad(a, grow)
     crop = tuple(slice(max(-lo, 0), out.shape[2 + i] - max(-hi, 0))
                  for i, (lo, hi) in enumerate(pairs))
