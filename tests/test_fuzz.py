@@ -47,10 +47,21 @@ def _call(function, x, w, b, kw):
 
 
 FUNCTIONS = [cg.conv1d, cg.conv2d, cg.conv3d, cg.conv_transpose2d]
+ALLOWED = (ValueError, TypeError)
+
+
+def _quietly(call):
+    """Run call(); anything but a ValueError or TypeError fails the test."""
+    try:
+        call()
+    except ALLOWED:
+        pass
 
 
 def _fuzz_body(data):
     function = data.draw(st.sampled_from(FUNCTIONS + ["backward", "pool"]))
+    if data.draw(st.integers(0, 3)) == 0:                  # a quarter: the other layers
+        return _fuzz_other(data)
     x, w = data.draw(arrays), data.draw(arrays)
     b = data.draw(st.one_of(st.none(), arrays))
     kw = {name: data.draw(per_axis) for name in data.draw(
@@ -60,19 +71,70 @@ def _fuzz_body(data):
                                               scalars))
     if function == "backward":
         dy = data.draw(arrays)
-        try:
-            cg.conv2d_backward(dy, x, w, b, **kw)
-        except (ValueError, TypeError):
-            pass
+        backward = data.draw(st.sampled_from([cg.conv2d_backward, cg.conv1d_backward,
+                                              cg.conv_transpose2d_backward]))
+        _quietly(lambda: backward(dy, x, w, b, **kw))
     elif function == "pool":
-        try:
-            pooling.max_pool2d(x, data.draw(per_axis), data.draw(per_axis), data.draw(per_axis))
-        except (ValueError, TypeError):
-            pass
+        pool = data.draw(st.sampled_from([pooling.max_pool2d, pooling.avg_pool2d]))
+        window = [data.draw(per_axis) for _ in range(3)]
+        _quietly(lambda: pool(x, *window))
+        if data.draw(st.booleans()):
+            backward = (pooling.max_pool2d_backward if pool is pooling.max_pool2d
+                        else pooling.avg_pool2d_backward)
+            _quietly(lambda: backward(data.draw(arrays), x, *window))
     else:
         if function is cg.conv_transpose2d and data.draw(st.booleans()):
             kw["output_padding"] = data.draw(per_axis)
         _call(function, x, w, b, kw)
+
+
+def _fuzz_other(data):
+    """cs231n's API and the nn layers: constructors, forward and backward."""
+    from convgrad import cs231n, nn
+    x, dy = data.draw(arrays), data.draw(arrays)
+    which = data.draw(st.sampled_from(["cs231n-conv", "cs231n-pool", "cs231n-relu",
+                                       "cs231n-affine", "layer"]))
+    if which == "cs231n-conv":
+        conv_param = data.draw(st.one_of(st.dictionaries(
+            st.sampled_from(["stride", "pad", "dilation", "groups", "padding"]), per_axis),
+            scalars))
+        fast = data.draw(st.booleans())
+        forward = cs231n.conv_forward_fast if fast else cs231n.conv_forward_naive
+        backward = cs231n.conv_backward_fast if fast else cs231n.conv_backward_naive
+        _quietly(lambda: backward(dy, forward(x, data.draw(arrays), data.draw(arrays),
+                                              conv_param)[1]))
+    elif which == "cs231n-pool":
+        pool_param = data.draw(st.one_of(st.dictionaries(
+            st.sampled_from(["pool_height", "pool_width", "stride", "pad"]), per_axis), scalars))
+        _quietly(lambda: cs231n.max_pool_backward_naive(
+            dy, cs231n.max_pool_forward_naive(x, pool_param)[1]))
+        _quietly(lambda: cs231n.max_pool_backward_fast(
+            dy, cs231n.max_pool_forward_fast(x, pool_param)[1]))
+    elif which == "cs231n-relu":
+        _quietly(lambda: cs231n.relu_backward(dy, cs231n.relu_forward(x)[1]))
+    elif which == "cs231n-affine":
+        _quietly(lambda: cs231n.affine_backward(dy, cs231n.affine_forward(
+            x, data.draw(arrays), data.draw(arrays))[1]))
+    else:
+        make = data.draw(st.sampled_from([
+            lambda: nn.Conv2d(*[data.draw(per_axis) for _ in range(3)],
+                              stride=data.draw(per_axis), padding=data.draw(per_axis)),
+            lambda: nn.ConvTranspose2d(3, 2, data.draw(per_axis), stride=data.draw(per_axis)),
+            lambda: nn.MaxPool2d(data.draw(per_axis), data.draw(per_axis)),
+            lambda: nn.AvgPool2d(data.draw(per_axis)),
+            lambda: nn.BatchNorm2d(data.draw(per_axis)),
+            lambda: nn.Linear(data.draw(per_axis), data.draw(per_axis)),
+            lambda: nn.Dropout(data.draw(st.one_of(st.floats(), scalars))),
+            lambda: nn.ReLU(), lambda: nn.Flatten()]))
+        try:
+            layer = make()
+        except ALLOWED:
+            return
+        try:
+            layer.forward(x)
+        except ALLOWED:
+            return
+        _quietly(lambda: layer.backward(dy))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

@@ -18,6 +18,48 @@ def _ints(text: str) -> tuple[int, ...]:
                                          f"2,3,7,7, got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e-6, got "
+                                         f"{text!r}")
+    return value
+
+
+def _output_file(path: str) -> str:
+    """A file path whose folder exists, checked before any long run."""
+    import os
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"the folder of {path!r} does not exist")
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{path!r} is a folder, not a file")
+    return path
+
+
 def _per_axis(text: str):
     """'2' -> 2, '1,2' -> (1, 2); for stride, dilation, output padding."""
     values = _ints(text)
@@ -49,6 +91,9 @@ def _own_shapes(args) -> bool:
 
 def _check(args) -> int:
     from .check import CASES, Case, run_check
+    if args.output_padding != 0 and not args.transposed:
+        raise ValueError("--output-padding applies to a transposed convolution: add "
+                         "--transposed")
     if _own_shapes(args):
         keywords = dict(stride=args.stride, padding=args.padding, dilation=args.dilation,
                         groups=args.groups)
@@ -141,12 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--padding", type=_padding, default=0,
                        help="int, per axis (1,2), pairs (1:2,0:1), 'same' or 'valid'")
     check.add_argument("--dilation", type=_per_axis, default=1)
-    check.add_argument("--groups", type=int, default=1)
+    check.add_argument("--groups", type=_positive, default=1)
     check.add_argument("--transposed", action="store_true",
                        help="check conv_transpose (w is (C_in, C_out/groups, ...))")
     check.add_argument("--output-padding", type=_per_axis, default=0)
     check.add_argument("--no-bias", action="store_true")
-    check.add_argument("--tolerance", type=float, default=1e-6,
+    check.add_argument("--tolerance", type=_tolerance, default=1e-6,
                        help="relative tolerance per element (default 1e-6)")
     check.set_defaults(run=_check)
 
@@ -162,16 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--w", type=_ints, help="your own weight shape, e.g. 32,16,3,3")
     bench.add_argument("--stride", type=_per_axis, default=1)
     bench.add_argument("--padding", type=_padding, default=0)
-    bench.add_argument("--groups", type=int, default=1)
+    bench.add_argument("--groups", type=_positive, default=1)
     bench.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
     bench.add_argument("--engine", choices=("fast", "reference", "both"), default="fast",
                        help="the reference engine runs only on small workloads")
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--repeats", type=_positive, default=5)
     bench.add_argument("--memory", action="store_true",
                        help="also measure peak memory (fresh subprocesses; slower)")
     bench.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
-    bench.add_argument("--json", metavar="FILE", help="write results as JSON ('-': stdout only)")
-    bench.add_argument("--plot", metavar="FILE.png", help="draw a bar chart of the ratios")
+    bench.add_argument("--json", metavar="FILE", type=lambda p: p if p == "-" else _output_file(p),
+                       help="write results as JSON ('-': stdout only)")
+    bench.add_argument("--plot", metavar="FILE.png", type=_output_file,
+                       help="draw a bar chart of the ratios")
     bench.add_argument("--quiet", action="store_true", help="no progress display")
     bench.set_defaults(run=_bench)
 
@@ -181,19 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
         "8x8 digits with a fixed seed and report test accuracy, curves, filters and "
         "predictions under --out.")
     demo.add_argument("--out", default="convgrad-demo", help="output folder (default ./convgrad-demo)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_non_negative, default=0)
     demo.set_defaults(run=_demo)
 
     train = commands.add_parser("train", help="the demo's training loop, with options")
     train.add_argument("--out", default="convgrad-train", help="output folder")
-    train.add_argument("--epochs", type=int, default=12)
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--epochs", type=_positive, default=12)
+    train.add_argument("--batch-size", type=_positive, default=32)
     train.add_argument("--lr", type=float, default=None,
                        help="learning rate (default: 0.05 for sgd, 0.003 for adam)")
     train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam",
                        help="adam, or sgd with momentum 0.9 (the learning rate follows a "
                        "cosine decay to 0 over the run)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_non_negative, default=0)
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.set_defaults(run=_train)
 
@@ -202,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify test-split digits, or an image file (grayscale, resized to 8x8).")
     predict.add_argument("--model", required=True, help="a model.npz written by demo or train")
     predict.add_argument("--image", help="an image file of one digit (PNG, JPEG, ...)")
-    predict.add_argument("--count", type=int, default=10, help="test digits to show")
-    predict.add_argument("--seed", type=int, default=0)
+    predict.add_argument("--count", type=_positive, default=10, help="test digits to show")
+    predict.add_argument("--seed", type=_non_negative, default=0)
     predict.set_defaults(run=_predict)
 
     explain = commands.add_parser(
@@ -231,7 +278,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, MemoryError) as error:   # bad options, files, shapes
+    except (ValueError, TypeError, MemoryError, OSError) as error:  # options, files, sizes
         print(f"convgrad {args.command}: {error}", file=sys.stderr)
         return 2
     except MissingExtra as error:

@@ -221,8 +221,10 @@ def conv_relu_pool_backward(dout, cache):
 
 def _workspace(x: np.ndarray) -> np.ndarray:
     """x itself (perturbed in place, then restored), or a copy if x is read-only."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x must be a NumPy array, got {type(x).__name__}")
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        what = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"x must be a NumPy array of floats (a step of h is lost in integers), "
+                        f"got {what}: pass x.astype(np.float64)")
     return x if x.flags.writeable else x.copy()
 
 

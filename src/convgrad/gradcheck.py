@@ -136,6 +136,30 @@ def _check_float64(names, arrays):
                 f"are dominated by rounding): {name} is {dtype}; pass {name}.astype(np.float64)")
 
 
+def _check_positive(value, name: str, example: str, zero: bool = False) -> None:
+    ok = (isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+          and np.isfinite(value) and (value >= 0 if zero else value > 0))
+    if not ok:
+        raise ValueError(f"{name}={value!r}; expected a finite {'non-negative' if zero else 'positive'} "
+                         f"number, {example}")
+
+
+def _selected(wrt, names) -> list[int]:
+    """Positions of the inputs to check: all, or those named (or numbered) in ``wrt``."""
+    if wrt is None:
+        return list(range(len(names)))
+    positions = []
+    for key in wrt:
+        if isinstance(key, str) and key in names:
+            positions.append(names.index(key))
+        elif isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(names):
+            positions.append(key)
+        else:
+            raise ValueError(f"wrt: {key!r} is not an input; the inputs are {names} "
+                             f"(names, or positions 0..{len(names) - 1})")
+    return positions
+
+
 def gradcheck(forward, backward, inputs, *, dy=None, mode: str = "auto", h: float = 1e-6,
               rtol: float = 1e-6, atol: float = 1e-8, directions: int = 4, seed=0,
               wrt=None) -> GradcheckReport:
@@ -156,8 +180,15 @@ def gradcheck(forward, backward, inputs, *, dy=None, mode: str = "auto", h: floa
     """
     if mode not in ("auto", "elementwise", "directional"):
         raise ValueError(f"mode={mode!r}; expected 'auto', 'elementwise' or 'directional'")
+    _check_positive(h, "h", "a step such as 1e-6")
+    _check_positive(rtol, "rtol", "a tolerance such as 1e-6", zero=True)
+    _check_positive(atol, "atol", "a tolerance such as 1e-8", zero=True)
+    if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
+        raise ValueError(f"directions={directions!r}; expected a positive int (random "
+                         f"directions per input in directional mode)")
     names, originals = _named(inputs)
     _check_float64(names, originals)
+    selected = _selected(wrt, names)
     rng = np.random.default_rng(seed)
     arrays = [None if a is None else np.array(a, dtype=np.float64) for a in originals]  # copies
     y = np.asarray(forward(*arrays))
@@ -172,8 +203,6 @@ def gradcheck(forward, backward, inputs, *, dy=None, mode: str = "auto", h: floa
     if mode == "auto":
         total = sum(a.size for a in arrays if a is not None)
         mode = "elementwise" if total <= 4096 else "directional"
-    selected = range(len(arrays)) if wrt is None else [
-        names.index(k) if isinstance(k, str) else k for k in wrt]
     report = GradcheckReport(rtol=rtol, atol=atol)
     for i in selected:
         a, grad = arrays[i], grads[i]

@@ -1,0 +1,36 @@
+"""Bad command-line input: a one-line message and exit status 2, never a traceback."""
+import pytest
+
+from convgrad.cli import main
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["check", "--x", "2,3,5,5"], "--w is missing"),
+    (["check", "--output-padding", "1", "--x", "1,1,4,4", "--w", "1,1,2,2"], "add --transposed"),
+    (["check", "--x", "2,3,7,7", "--w", "4,2,3,3"], "C=3 channels"),
+    (["check", "--tolerance", "nan"], "expected a positive number"),
+    (["bench", "--repeats", "0"], "expected a positive integer"),
+    (["bench", "--json", "/no/such/folder/out.json"], "does not exist"),
+    (["bench", "--plot", "/no/such/folder/out.png"], "does not exist"),
+    (["bench", "--workloads", "W9"], "unknown workload 'W9'"),
+    (["demo", "--seed", "-1"], "expected a non-negative integer"),
+    (["train", "--epochs", "0"], "expected a positive integer"),
+    (["predict", "--model", "/no/such/model.npz"], "does not exist"),
+    (["explain", "--x", "4"], "give both"),
+])
+def test_bad_options_exit_2_with_a_message(argv, fragment, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_:            # argparse's own errors
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--out", str(blocker / "sub"), "--epochs", "1"]) == 2
+    assert "Not a directory" in capsys.readouterr().err
