@@ -26,12 +26,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 
 import numpy as np
 
 from . import nn
 from ._optional import require
+from .geometry import positive_int
 from .gradcheck import gradcheck
 
 __all__ = ["demo", "train", "predict", "build_model", "load_data", "image_to_digit",
@@ -135,8 +137,7 @@ def conv_gradient_check(seed: int = 0, echo=print) -> dict:
 
 def _check_options(epochs, batch_size, lr, optimizer, seed, dtype):
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int(value, name)
     if optimizer not in DEFAULT_LR:
         raise ValueError(f"optimizer={optimizer!r}; expected 'sgd' or 'adam'")
     lr = DEFAULT_LR[optimizer] if lr is None else lr
@@ -250,11 +251,17 @@ def _write_outputs(out_dir, model, metrics, data) -> dict:
 
 def _write_json(path: str, value) -> None:
     """Write JSON atomically: a temporary file beside ``path``, then os.replace."""
-    temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(temporary, "w", encoding="utf-8") as stream:
-        json.dump(value, stream, indent=2)
-        stream.write("\n")
-    os.replace(temporary, path)
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                     prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(value, stream, indent=2)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
 
 
 def train(out_dir, *, epochs=12, batch_size=32, lr=None, optimizer="adam", seed=0,

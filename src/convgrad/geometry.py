@@ -410,9 +410,9 @@ def conv_transpose_geometry(x, w, b=None, *, nd: int, stride=1, padding=0,
                 o - ((i - 1) * s - lo - hi + d * (k - 1) + 1)
                 for o, i, s, (lo, hi), d, k in zip(out_size, in_size, stride, padding,
                                                     dilation, kernel))
-    for axis, op_, s, d in zip(_AXES[nd], output_padding, stride, dilation):
-        if op_ >= max(s, d):
-            raise ValueError(f"{op}: output_padding={op_} along {axis} must be smaller than "
+    for axis, extra, s, d in zip(_AXES[nd], output_padding, stride, dilation):
+        if extra >= max(s, d):
+            raise ValueError(f"{op}: output_padding={extra} along {axis} must be smaller than "
                              f"either the stride ({s}) or the dilation ({d})")
     out_size = []
     for axis, i, k, s, d, (lo, hi), extra in zip(_AXES[nd], in_size, kernel, stride,
