@@ -440,3 +440,12 @@ def test_pool_layers_accept_numpy_integers():
     x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
     for layer in (nn.MaxPool2d(np.int64(2)), nn.AvgPool2d((np.int32(2), 2))):
         assert layer.forward(x).shape == (1, 2, 2, 2)
+
+
+def test_padding_mode_as_pytorch_zeros_only():
+    from convgrad import nn
+    layer = nn.Conv2d(2, 3, 3, 1, 1, 1, 1, True, "zeros", rng=0)     # PyTorch's positions
+    assert layer.forward(np.zeros((1, 2, 5, 5), np.float32)).shape == (1, 3, 5, 5)
+    nn.ConvTranspose2d(2, 3, 3, 2, 1, 1, 1, True, 1, "zeros", rng=0)
+    with pytest.raises(ValueError, match="padding_mode='reflect' is not supported"):
+        nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")

@@ -43,10 +43,13 @@ class _ConvBase(Module):
     transposed: bool = False
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, output_padding=0, *, dtype=np.float32,
-                 rng=None):
+                 dilation=1, groups=1, bias=True, output_padding=0, padding_mode="zeros", *,
+                 dtype=np.float32, rng=None):
         super().__init__()
         name, nd = type(self).__name__, self.nd
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: padding_mode={padding_mode!r} is not supported; "
+                             f"convgrad pads with zeros (padding_mode='zeros')")
         self.in_channels = positive_int(in_channels, f"{name}: in_channels")
         self.out_channels = positive_int(out_channels, f"{name}: out_channels")
         self.kernel_size = ntuple(kernel_size, nd, f"{name}: kernel_size")
@@ -135,19 +138,20 @@ class _ConvBase(Module):
 
 class _Conv(_ConvBase):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, *, dtype=np.float32, rng=None):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", *, dtype=np.float32,
+                 rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, dtype=dtype, rng=rng)
+                         groups, bias, padding_mode=padding_mode, dtype=dtype, rng=rng)
 
 
 class _ConvTranspose(_ConvBase):
     transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, *, dtype=np.float32,
-                 rng=None):
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros", *,
+                 dtype=np.float32, rng=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, output_padding, dtype=dtype, rng=rng)
+                         groups, bias, output_padding, padding_mode, dtype=dtype, rng=rng)
 
 
 _CONV_DOC = """{nd}-D convolution layer: y = conv{nd}d(x, weight, bias), PyTorch's arguments.
@@ -159,6 +163,7 @@ _CONV_DOC = """{nd}-D convolution layer: y = conv{nd}d(x, weight, bias), PyTorch
             stride: output = ceil(in / stride)).
         groups: divides both C and F.
         bias: whether to add a learned bias.
+        padding_mode: 'zeros' (the only mode; others raise a ValueError).
         dtype: of the parameters (np.float32 by default).
         rng: None, an int seed or a np.random.Generator for the initial weights, which are
             uniform on +-1/sqrt(fan_in) as PyTorch's default (fan_in = C/groups * prod(K)).
