@@ -132,6 +132,7 @@ def test_tf_same_padding_hand_values():
     assert same_padding((9,), (1,), (3,), (1,)) == ((0, 0),)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 def test_same_at_stride_one_equals_torch_same():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
