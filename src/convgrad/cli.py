@@ -165,6 +165,20 @@ def _explain(args) -> int:
                numeric=args.numeric)
 
 
+def _add_geometry_options(parser, x_help: str, w_help: str, *, dilation=True,
+                          groups=True) -> None:
+    """The options that describe one convolution: shapes, stride, padding and the rest."""
+    parser.add_argument("--x", type=_ints, help=x_help)
+    parser.add_argument("--w", type=_ints, help=w_help)
+    parser.add_argument("--stride", type=_per_axis, default=1)
+    parser.add_argument("--padding", type=_padding, default=0,
+                        help="int, per axis (1,2), pairs (1:2,0:1), 'same' or 'valid'")
+    if dilation:
+        parser.add_argument("--dilation", type=_per_axis, default=1)
+    if groups:
+        parser.add_argument("--groups", type=_positive, default=1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convgrad", description="The convolution layer, forward and backward, "
@@ -177,13 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(float64, random upstream gradient) over a grid of geometries, or one you give.")
     check.add_argument("--algorithm", choices=("fast", "reference", "both"), default="both",
                        help="engine(s) to check (default: both)")
-    check.add_argument("--x", type=_ints, help="input shape, e.g. 2,3,7,7 (N,C,H,W)")
-    check.add_argument("--w", type=_ints, help="weight shape, e.g. 4,3,3,3 (F,C/groups,HH,WW)")
-    check.add_argument("--stride", type=_per_axis, default=1)
-    check.add_argument("--padding", type=_padding, default=0,
-                       help="int, per axis (1,2), pairs (1:2,0:1), 'same' or 'valid'")
-    check.add_argument("--dilation", type=_per_axis, default=1)
-    check.add_argument("--groups", type=_positive, default=1)
+    _add_geometry_options(check, "input shape, e.g. 2,3,7,7 (N,C,H,W)",
+                          "weight shape, e.g. 4,3,3,3 (F,C/groups,HH,WW)")
     check.add_argument("--transposed", action="store_true",
                        help="check conv_transpose (w is (C_in, C_out/groups, ...))")
     check.add_argument("--output-padding", type=_per_axis, default=0)
@@ -200,11 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         "peak memory.")
     bench.add_argument("--workloads", default="W2,W3,W4,W5,W6,W7",
                        help="comma-separated names (W2-W7, S1-S3), 'small' or 'all'")
-    bench.add_argument("--x", type=_ints, help="your own input shape, e.g. 8,16,32,32")
-    bench.add_argument("--w", type=_ints, help="your own weight shape, e.g. 32,16,3,3")
-    bench.add_argument("--stride", type=_per_axis, default=1)
-    bench.add_argument("--padding", type=_padding, default=0)
-    bench.add_argument("--groups", type=_positive, default=1)
+    _add_geometry_options(bench, "your own input shape, e.g. 8,16,32,32",
+                          "your own weight shape, e.g. 32,16,3,3", dilation=False)
     bench.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
     bench.add_argument("--engine", choices=("fast", "reference", "both"), default="fast",
                        help="the reference engine runs only on small workloads")
@@ -256,11 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         "convolution identities they reduce to, for one sample and one channel.")
     explain.add_argument("--case", choices=("1d", "2d", "stride2"),
                          help="a ready-made case (default 1d unless --x/--w are given)")
-    explain.add_argument("--x", type=_ints, help="input size, e.g. 4 or 4,4")
-    explain.add_argument("--w", type=_ints, help="filter size, e.g. 2 or 2,2")
-    explain.add_argument("--stride", type=_per_axis, default=1)
-    explain.add_argument("--padding", type=_padding, default=0)
-    explain.add_argument("--dilation", type=_per_axis, default=1)
+    _add_geometry_options(explain, "input size, e.g. 4 or 4,4", "filter size, e.g. 2 or 2,2",
+                          groups=False)
     explain.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
     explain.add_argument("--png", metavar="FILE", help="draw the case's figure to FILE")
     explain.add_argument("--numeric", action="store_true",
