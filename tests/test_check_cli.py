@@ -4,7 +4,7 @@ import re
 import numpy as np
 
 import convgrad.functional as functional
-from convgrad.cli import main
+from convgrad.apps.cli import main
 
 LINE = re.compile(r"dx error: \d\.\de-\d\d  dw error: \d\.\de-\d\d  db error: \d\.\de-\d\d  ok")
 

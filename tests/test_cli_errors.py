@@ -1,7 +1,7 @@
 """Bad command-line input: a one-line message and exit status 2, never a traceback."""
 import pytest
 
-from convgrad.cli import main
+from convgrad.apps.cli import main
 
 
 @pytest.mark.parametrize("argv,fragment", [

@@ -11,9 +11,10 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
 
-from convgrad import digits, nn  # noqa: E402
+from convgrad import nn
+from convgrad.apps import digits  # noqa: E402
 from convgrad._optional import MissingExtra  # noqa: E402
-from convgrad.cli import main  # noqa: E402
+from convgrad.apps.cli import main  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OUTPUTS = ("metrics.json", "model.npz", "curves.png", "filters.png", "predictions.png")

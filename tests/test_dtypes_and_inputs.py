@@ -174,7 +174,7 @@ def test_backward_fits_wherever_the_forward_fits():
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
     with cg.memory_budget(8 * 27 * 81 - 1), pytest.raises(MemoryError, match="the input gradient"):
-        from convgrad import fast
+        from convgrad.engine import fast
         from convgrad.geometry import conv_geometry
         _, _, _, g = conv_geometry(x, w, nd=2, padding=1)
         fast.grad_input(dy, w, g)

@@ -8,7 +8,7 @@ import pytest
 sp = pytest.importorskip("sympy")
 
 import convgrad as cg  # noqa: E402
-from convgrad import reference  # noqa: E402
+from convgrad.engine import reference  # noqa: E402
 from convgrad.explain import (conv_identities, correlate, derive,  # noqa: E402
                               naive_identities)
 from convgrad.explain.identities import Identity  # noqa: E402
@@ -156,7 +156,7 @@ def test_identity_holds(derivation):
 
 
 def test_reference_engine_agrees_on_symbols(derivation):
-    """A third route: convgrad.reference's loops, run on object arrays of SymPy symbols."""
+    """A third route: convgrad.engine.reference's loops, run on object arrays of SymPy symbols."""
     g = derivation.geometry
 
     def objects(a):
@@ -271,7 +271,7 @@ def test_numeric_comparison_agrees():
 def test_import_convgrad_needs_neither_sympy_nor_matplotlib():
     import subprocess
     import sys
-    code = ("import sys, convgrad, convgrad.functional, convgrad.cli; "
+    code = ("import sys, convgrad, convgrad.functional, convgrad.apps.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('sympy', 'matplotlib')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""`convgrad explain` (convgrad.explain.run through convgrad.cli.main) and the figure."""
+"""`convgrad explain` (convgrad.explain.run through convgrad.apps.cli.main) and the figure."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("sympy")
 pytest.importorskip("matplotlib")
 
-from convgrad.cli import main  # noqa: E402
+from convgrad.apps.cli import main  # noqa: E402
 from convgrad.explain import derive, draw_case, naive_identities, run  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -130,7 +130,7 @@ def test_missing_extra_is_reported(blocked, argv, needs, tmp_path):
     import subprocess
     import sys
     code = (f"import sys; sys.modules[{blocked!r}] = None; "
-            f"from convgrad.cli import main; sys.exit(main({argv!r}))")
+            f"from convgrad.apps.cli import main; sys.exit(main({argv!r}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=tmp_path)
     assert result.returncode == 3, result.stderr

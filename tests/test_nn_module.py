@@ -224,7 +224,7 @@ def test_forward_errors_name_shapes():
 
 
 def test_importing_nn_and_digits_needs_numpy_only():
-    code = ("import sys, convgrad, convgrad.nn, convgrad.digits; "
+    code = ("import sys, convgrad, convgrad.nn, convgrad.apps.digits; "
             "heavy = [m for m in ('torch', 'sklearn', 'matplotlib', 'tqdm', 'PIL', 'sympy') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,6 +1,6 @@
 """The public convolution functions: geometry once, then one engine called four ways.
 
-An engine (:mod:`convgrad.fast` or :mod:`convgrad.reference`) provides three linear maps
+An engine (:mod:`convgrad.engine.fast` or :mod:`convgrad.engine.reference`) provides three linear maps
 of one convolution geometry, without bias:
 
     forward(x, w)       y  = A(w) x            (N, C, *in)  -> (N, F, *out)
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import fast, reference
+from .engine import fast, reference
 from .geometry import (ConvGeometry, check_algorithm, check_grad_output, conv_geometry,
                        conv_transpose_geometry)
 from .memory import check_allocation

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._optional import require
-from ..reference import pad
+from ..engine.reference import pad
 from .derivation import Derivation
 from .identities import conv_identities
 from .render import describe, per_axis

@@ -20,8 +20,8 @@ serves the symbolic check and the numerical one.
   undilated. Right at stride 1 (symmetric padding), wrong at stride 2: it is kept so the
   check can be seen to fail.
 
-The arrays are built with the reference engine's own helpers (:func:`convgrad.reference.pad`,
-:func:`~convgrad.reference.dilate`, :func:`~convgrad.reference.rot180`) and a small
+The arrays are built with the reference engine's own helpers (:func:`convgrad.engine.reference.pad`,
+:func:`~convgrad.engine.reference.dilate`, :func:`~convgrad.engine.reference.rot180`) and a small
 correlation written here, an independent route from the symbolic differentiation of
 :mod:`convgrad.explain.derivation`.
 """
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..reference import dilate, pad, rot180
+from ..engine.reference import dilate, pad, rot180
 
 __all__ = ["Identity", "correlate", "conv_identities", "naive_identities", "RULES"]
 

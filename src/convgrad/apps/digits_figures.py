@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ._optional import require
+from .._optional import require
 
 __all__ = ["write_figures", "training_curves", "first_layer_filters", "test_predictions"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import functional
-from .gradcheck import gradcheck
+from .. import functional
+from ..gradcheck import gradcheck
 
 __all__ = ["Case", "CASES", "run_case", "run_check"]
 

@@ -31,10 +31,10 @@ import time
 
 import numpy as np
 
-from . import nn
-from ._optional import require
-from .geometry import positive_int
-from .gradcheck import gradcheck
+from .. import nn
+from .._optional import require
+from ..geometry import positive_int
+from ..gradcheck import gradcheck
 
 __all__ = ["demo", "train", "predict", "build_model", "load_data", "image_to_digit",
            "conv_gradient_check", "ARCHITECTURE", "DEFAULT_LR"]

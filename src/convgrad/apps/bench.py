@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import functional
-from .memory import format_bytes
+from .. import functional
+from ..memory import format_bytes
 
 __all__ = ["Workload", "WORKLOADS", "SMALL", "run", "format_table", "gemm_peak",
            "environment"]
@@ -47,7 +47,7 @@ class Workload:
     @property
     def out_size(self) -> tuple:
         """The output's spatial size, from the one geometry module ('same', pairs...)."""
-        from .geometry import conv_geometry
+        from ..geometry import conv_geometry
         x = np.broadcast_to(np.float64(0), self.x_shape)    # shapes only, nothing allocated
         w = np.broadcast_to(np.float64(0), self.w_shape)
         *_, g = conv_geometry(x, w, nd=len(self.x_shape) - 2, stride=self.stride,
@@ -243,7 +243,7 @@ def memory_probe(library: str, workload, dtype: str, engine: str = "fast") -> in
     """Peak extra memory (bytes) of one forward + backward, in a fresh subprocess."""
     workload = _ALL[workload] if isinstance(workload, str) else workload
     spec = json.dumps(asdict(workload))
-    code = (f"import convgrad.bench as b; print(b._peak_in_this_process("
+    code = (f"import convgrad.apps.bench as b; print(b._peak_in_this_process("
             f"{library!r}, {spec!r}, {dtype!r}, {engine!r}))")
     # env given explicitly: the child must not inherit what an imported library changed
     # in this process's C-level environment (seen: PyTorch's import), only os.environ
@@ -380,7 +380,7 @@ def to_json(results, env) -> str:
 
 def plot(results, path: str) -> None:
     """A bar chart of convgrad/PyTorch time ratios (or GFLOP/s without PyTorch)."""
-    from ._optional import require
+    from .._optional import require
     matplotlib = require("matplotlib", "bench", "convgrad bench --plot")
     matplotlib.use("Agg")
     plt = require("matplotlib.pyplot", "bench", "convgrad bench --plot")

@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 
-from .geometry import ConvGeometry
+from ..geometry import ConvGeometry
 
 __all__ = ["offset_windows", "im2col", "col2im"]
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import ConvGeometry
-from .memory import check_allocation
+from ..geometry import ConvGeometry
+from ..memory import check_allocation
 
 __all__ = ["forward", "grad_input", "grad_weight", "pad", "dilate", "rot180"]
 

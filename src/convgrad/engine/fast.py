@@ -1,7 +1,7 @@
 """The fast engine: a convolution lowered to matrix products (im2col + GEMM) on BLAS.
 
 The forward pass copies, for each kernel offset, the input samples it touches into a
-column buffer (:mod:`convgrad.lowering`), then multiplies by the filters in one batched
+column buffer (:mod:`convgrad.engine.lowering`), then multiplies by the filters in one batched
 matrix product, groups being its leading axis (never a Python loop):
 
     cols  (G, C/G * prod(K), n * P)   the im2col buffer of a chunk of n samples
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import ConvGeometry
+from ..geometry import ConvGeometry
+from ..memory import get_memory_budget, plan_chunks
 from .lowering import col2im, im2col, offset_windows
-from .memory import get_memory_budget, plan_chunks
 
 __all__ = ["forward", "grad_input", "grad_weight"]
 

@@ -1,0 +1,103 @@
+"""Option types shared by the commands: integers, shapes, padding, output files.
+
+Each is an argparse ``type``: it turns the text into a value or raises
+``argparse.ArgumentTypeError`` with a message that says what is expected.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+__all__ = ["ints", "positive", "non_negative", "tolerance", "output_file", "per_axis",
+           "padding", "own_shapes", "add_geometry_options"]
+
+
+def ints(text: str) -> tuple[int, ...]:
+    """'2,3,7,7' -> (2, 3, 7, 7)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as "
+                                         f"2,3,7,7, got {text!r}") from None
+
+
+def _int_at_least(minimum: int, what: str):
+    """An argparse type: an integer >= minimum, or an error saying what is expected."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+positive = _int_at_least(1, "a positive integer")
+non_negative = _int_at_least(0, "a non-negative integer")
+
+
+def tolerance(text: str) -> float:
+    """A positive finite number such as 1e-6."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e-6, got "
+                                         f"{text!r}")
+    return value
+
+
+def output_file(path: str) -> str:
+    """A file path whose folder exists, checked before any long run."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"the folder of {path!r} does not exist")
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{path!r} is a folder, not a file")
+    return path
+
+
+def per_axis(text: str):
+    """'2' -> 2, '1,2' -> (1, 2); for stride, dilation, output padding."""
+    values = ints(text)
+    return values[0] if len(values) == 1 else values
+
+
+def padding(text: str):
+    """'same', 'valid', '1', '1,2', or (lo, hi) pairs written '1:2,0:1'."""
+    if text in ("same", "valid"):
+        return text
+    try:
+        parts = [tuple(int(p) for p in item.split(":")) if ":" in item else int(item)
+                 for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"padding must be 'same', 'valid', an int, one int per axis (1,2) or (lo, hi) "
+            f"pairs per axis (1:2,0:1); got {text!r}") from None
+    return parts[0] if len(parts) == 1 and isinstance(parts[0], int) else tuple(parts)
+
+
+def own_shapes(args) -> bool:
+    """Whether the user gave --x and --w (both, or an error naming the missing one)."""
+    if bool(args.x) != bool(args.w):
+        missing = "--w" if args.x else "--x"
+        raise ValueError(f"give both --x and --w (e.g. --x 2,3,7,7 --w 4,3,3,3); {missing} "
+                         f"is missing")
+    return bool(args.x)
+
+
+def add_geometry_options(parser, x_help: str, w_help: str, *, dilation=True,
+                         groups=True) -> None:
+    """The options that describe one convolution: shapes, stride, padding and the rest."""
+    parser.add_argument("--x", type=ints, help=x_help)
+    parser.add_argument("--w", type=ints, help=w_help)
+    parser.add_argument("--stride", type=per_axis, default=1)
+    parser.add_argument("--padding", type=padding, default=0,
+                        help="int, per axis (1,2), pairs (1:2,0:1), 'same' or 'valid'")
+    if dilation:
+        parser.add_argument("--dilation", type=per_axis, default=1)
+    if groups:
+        parser.add_argument("--groups", type=positive, default=1)

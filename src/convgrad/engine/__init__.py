@@ -1,0 +1,10 @@
+"""The engines: each computes the three linear maps of one convolution geometry.
+
+    forward(x, w, g)       y  = A(w) x          (N, C, *in)  -> (N, F, *out)
+    grad_input(dy, w, g)   dx = A(w)^T dy       (N, F, *out) -> (N, C, *in)
+    grad_weight(dy, x, g)  dw = d<dy, A(w) x>/dw               -> (F, C/G, *K)
+
+:mod:`.reference` runs them as loops that read like the equations (docs/math.md),
+:mod:`.fast` as im2col + GEMM on BLAS over the columns built by :mod:`.lowering`.
+:mod:`convgrad.functional` chooses the engine and combines the maps.
+"""
