@@ -100,12 +100,14 @@ NOTES = {
                       "a layer must treat its inputs as read-only: copy before changing.",
                       "checking-gradients"),
     "raises-always": ("raises on every geometry of the battery: the error itself, not a\n"
-                      "geometry, is the problem (see the first error below).", ""),
+                      "geometry, is the problem (the message shows the first one).", ""),
     "timeout": ("did not return within the time limit per call (--timeout); an endless loop,\n"
                 "or code far slower than a loop over the output's entries needs.", ""),
     "backward-vs-forward": ("the backward does not match central differences of your own\n"
                             "forward: the backward, not only the forward, is wrong.",
                             "checking-gradients"),
+    "forward-first": ("the forward is wrong and the backward is the right gradient of it:\n"
+                      "fix the forward; the backward follows.", "checking-gradients"),
 }
 
 

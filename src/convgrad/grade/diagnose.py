@@ -57,10 +57,11 @@ def _forward_first(cases) -> list:
                 and any(o in cases[i].outputs for o in ("dx", "dw", "db"))]
     if not agreeing:
         return []
+    explanation, anchor = NOTES["forward-first"]
     return [Diagnosis("forward-first", f"your forward is wrong on {len(wrong)} geometries, and "
                       f"your backward agrees with central differences of it on "
-                      f"{len(agreeing)} of them: the backward follows your forward, so fix "
-                      f"the forward first", "finding", cases=agreeing)]
+                      f"{len(agreeing)} of them", "finding", explanation, f"{MATH}#{anchor}",
+                      agreeing)]
 
 
 def _matches(mistake, cases, values, data) -> dict:

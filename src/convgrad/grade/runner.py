@@ -38,9 +38,9 @@ class WorkerRunner:
     """The user's file, imported and called in a worker process."""
 
     def __init__(self, path: str, forward, backward, api: str, timeout: float,
-                 import_timeout: float = 60.0):
+                 import_timeout: float = 30.0):
         self.path, self.api, self.timeout = os.path.abspath(path), api, timeout
-        self.import_timeout = max(import_timeout, timeout)
+        self.import_timeout = import_timeout + timeout   # numpy and the file, on a busy machine
         self.asked = (forward, backward)
         self.process = None
         self.names = self._start()
