@@ -1,5 +1,5 @@
 """convgrad.explain: the symbolic derivation against the hand derivation, the identities of
-conv-math.md, the reference engine, convgrad's backward and PyTorch float64 autograd."""
+docs/math.md, the reference engine, convgrad's backward and PyTorch float64 autograd."""
 from __future__ import annotations
 
 import numpy as np
@@ -114,7 +114,7 @@ def test_invalid_cases_raise_the_geometry_errors(args, kwargs, error, match):
 
 
 # ----------------------------------------------------------------------------------------
-# The identities of conv-math.md
+# The identities of docs/math.md
 
 GEOMETRIES = [
     ((4,), (2,), 1, 0, 1),

@@ -3,7 +3,7 @@
     from convgrad.explain import derive, draw_case
     d = derive((4,), (2,))          # one sample, one channel: x1..x4, w1, w2, b, dy1..dy3
     d.dx[1]                         # dy1*w2 + dy2*w1, by sympy.diff of L = sum(dy * y)
-    d.check().holds                 # True: equals the identities of conv-math.md
+    d.check().holds                 # True: equals the identities of docs/math.md
     draw_case(d, "case.png")        # the grids, each cell labeled with its symbol
 
 Needs SymPy (and matplotlib for figures): ``pip install 'convgrad[explain]'``. Importing

@@ -5,7 +5,7 @@
     b + w1*x1 + w2*x2
     >>> d.dx[1]                       # dL/dx2, the hand derivation
     dy1*w2 + dy2*w1
-    >>> d.check().holds               # equals the conv-math.md identity
+    >>> d.check().holds               # equals docs/math.md's identity
     True
 
 One sample and one channel, 1-D or 2-D. The forward pass is written from its definition,
@@ -153,7 +153,7 @@ class Derivation:
                     to_object_array(self.dy), self.geometry)
 
     def check(self, rule=conv_identities) -> IdentityCheck:
-        """Compare the derived dx, dw, db with ``rule`` (default: conv-math.md's identities).
+        """Compare the derived dx, dw, db with ``rule`` (default: docs/math.md's identities).
 
         ``rule(x, w, dy, geometry) -> Identity``, e.g. :func:`~convgrad.explain.identities.
         naive_identities`, the stride-1 recipe, which fails at stride 2.

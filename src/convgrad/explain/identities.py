@@ -1,4 +1,4 @@
-"""The gradient identities of conv-math.md, for one sample and one channel, step by step.
+"""The gradient identities of docs/math.md, for one sample and one channel, step by step.
 
 Each rule takes the spatial arrays of one case, x (*in), w (*k), dy (*out), and its
 :class:`~convgrad.geometry.ConvGeometry`, and returns an :class:`Identity` holding every
@@ -101,7 +101,7 @@ def _sum(a: np.ndarray):
 
 def conv_identities(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
                     geometry: ConvGeometry) -> Identity:
-    """The general rule of conv-math.md: zero insertion + padding for dx, s and d swapped for dw.
+    """The general rule of docs/math.md: zero insertion + padding for dx, s and d swapped for dw.
 
     x (*in), w (*k), dy (*out) spatial arrays of one sample and one channel.
     """

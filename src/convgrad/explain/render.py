@@ -4,7 +4,7 @@
     print(latex(derive((3, 3), (2, 2))))
 
 Both show, in order: the case, the forward equations, the Jacobians dy/dx and dy/dw, the
-loss and the chain rule, the derived dx, dw, db, and the identities of conv-math.md they
+loss and the chain rule, the derived dx, dw, db, and the identities of docs/math.md they
 reduce to, with the rule's intermediate arrays and the verdict of the check.
 """
 from __future__ import annotations
@@ -140,7 +140,7 @@ def text(d: Derivation, check: IdentityCheck | None = None, rule=conv_identities
     out += [f"{symbol_name('dw', i)} = dL/{symbol_name('dw', i)} = {sp.sstr(e)}"
             for i, e in _entries(d.dw)]
     out += [f"db = dL/db = {sp.sstr(d.db)}"]
-    out += ["", f"-- The identities they reduce to (conv-math.md), {check.rule}"]
+    out += ["", f"-- The identities they reduce to (docs/math.md#the-input-gradient-dx), {check.rule}"]
     out += _identity_lines(check, g, unicode)
     return "\n".join(out)
 
@@ -184,7 +184,7 @@ def latex(d: Derivation, check: IdentityCheck | None = None, rule=conv_identitie
     out += aligned([(partial(d.x[i]), tex(e)) for i, e in _entries(d.dx)]
                    + [(partial(d.w[i]), tex(e)) for i, e in _entries(d.dw)]
                    + [(partial(d.b), tex(d.db))])
-    out += [f"% The identities they reduce to (conv-math.md): {check.rule}",
+    out += [f"% The identities they reduce to (docs/math.md#the-input-gradient-dx): {check.rule}",
             f"% dx: dy with stride-1 zeros inserted, padded by {padding_text(ident.dx_padding)}, "
             "correlated with rot180(w)",
             f"\\mathrm{{dy}}_{{\\text{{padded}}}} = {array(ident.dy_full)}",
