@@ -257,7 +257,7 @@
 
   /* What the page draws legibly; the same bounds and words as explorer.py's check_limits. */
   function checkLimits(G) {
-    var axes = AXES[G.nd], a, pre = OP + ' --html: ';
+    var axes = AXES[G.nd], a, pre = OP + ': ';
     for (a = 0; a < G.nd; a++) {
       if (G.x[a] > LIMITS.input) {
         fail(pre + 'x has ' + G.x[a] + ' entries along ' + axes[a] + '; the explorer draws ' +

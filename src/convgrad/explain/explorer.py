@@ -57,24 +57,24 @@ def check_limits(geometry, transposed: bool) -> None:
     x_size = g.out_size if transposed else g.in_size
     for axis, n in zip(_AXES[g.nd], x_size):
         if n > LIMITS["input"]:
-            raise ValueError(f"{OP} --html: x has {n} entries along {axis}; the explorer "
+            raise ValueError(f"{OP}: x has {n} entries along {axis}; the explorer "
                              f"draws inputs of up to {LIMITS['input']} per axis, to stay "
                              f"readable: choose a smaller input")
     for axis, k, d, kd in zip(_AXES[g.nd], g.kernel_size, g.dilation, g.kernel_extent):
         if kd > LIMITS["extent"]:
-            raise ValueError(f"{OP} --html: the kernel along {axis} spans {kd} entries "
+            raise ValueError(f"{OP}: the kernel along {axis} spans {kd} entries "
                              f"(size {k}, dilation {d}); the explorer draws kernels spanning "
                              f"up to {LIMITS['extent']}: choose a smaller kernel or dilation")
     if transposed:
         for axis, n in zip(_AXES[g.nd], g.in_size):
             if n > LIMITS["output"]:
-                raise ValueError(f"{OP} --html: y would have {n} entries along {axis}; the "
+                raise ValueError(f"{OP}: y would have {n} entries along {axis}; the "
                                  f"explorer draws outputs of up to {LIMITS['output']} per "
                                  f"axis: choose a smaller input or stride")
     else:
         for axis, n, (lo, hi) in zip(_AXES[g.nd], g.in_size, g.padding):
             if n + lo + hi > LIMITS["padded"]:
-                raise ValueError(f"{OP} --html: the padded input along {axis} has "
+                raise ValueError(f"{OP}: the padded input along {axis} has "
                                  f"{n + lo + hi} entries ({n} + {lo} + {hi}); the explorer "
                                  f"draws up to {LIMITS['padded']}: choose less padding")
 
