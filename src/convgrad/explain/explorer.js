@@ -620,6 +620,11 @@
 
   function zerosText(n) { return n === 1 ? '1 zero' : n + ' zeros'; }
 
+  function cropText(pairs, why) {
+    var negative = pairs.some(function (p) { return p[0] < 0 || p[1] < 0; });
+    return negative ? ' (a negative amount crops' + (why ? ': ' + why : '') + ')' : '';
+  }
+
   /* The "as a convolution" views (docs/math.md#the-input-gradient-dx and #the-weight-gradient-dw). */
   function buildViews(G) {
     var views = [], ones = G.w.map(function () { return 1; });
@@ -635,13 +640,13 @@
     if (!G.transposed) {
       views.push({id: 'dx', out: 'dx', outShape: G.x, stride: ones, dilation: G.dilation,
         title: 'dx = (dy with ' + ins + ' inserted between entries, padded) \u2605 rot180(w)',
-        note: 'padding ' + pairsText(fullPad) + ' (negative = crop); stride 1, dilation ' +
+        note: 'padding ' + pairsText(fullPad) + cropText(fullPad) + '; stride 1, dilation ' +
               perAxis(G.dilation) + '. Hover a dx cell: its window is outlined.',
         A: spreadPad('dy', G.o, G.stride, fullPad), aTitle: 'dy spread and padded',
         K: rotated(G), kTitle: 'rot180(w)'});
       views.push({id: 'dw', out: 'dw', outShape: G.w, stride: G.dilation, dilation: ones,
         title: 'dw = (x padded) \u2605 (dy dilated by the stride ' + perAxis(G.stride) + ')',
-        note: 'x padded by ' + pairsText(cutPad) + ' (negative = crop: leftover rows); stride ' +
+        note: 'x padded by ' + pairsText(cutPad) + cropText(cutPad, 'the leftover rows') + '; stride ' +
               perAxis(G.dilation) + ' (the dilation): stride and dilation trade places.',
         A: spreadPad('x', G.n, ones, cutPad), aTitle: 'x padded for dw',
         K: spreadPad('dy', G.o, G.stride, G.w.map(function () { return [0, 0]; })),
@@ -650,12 +655,12 @@
       views.push({id: 'y', out: 'y', outShape: G.y, stride: ones, dilation: G.dilation,
         title: 'y = b + (x with ' + ins + ' inserted between entries, padded) \u2605 rot180(w)',
         note: 'the forward convolution\'s dx map: padding ' + pairsText(fullPad) +
-              ' (negative = crop); stride 1, dilation ' + perAxis(G.dilation) + '.',
+              cropText(fullPad) + '; stride 1, dilation ' + perAxis(G.dilation) + '.',
         A: spreadPad('x', G.o, G.stride, fullPad), aTitle: 'x spread and padded',
         K: rotated(G), kTitle: 'rot180(w)'});
       views.push({id: 'dx', out: 'dx', outShape: G.x, stride: G.stride, dilation: G.dilation,
         title: 'dx = (dy padded) \u2605 w: a forward convolution',
-        note: 'dy padded by ' + pairsText(cutPad) + ' (negative = crop); stride ' +
+        note: 'dy padded by ' + pairsText(cutPad) + cropText(cutPad) + '; stride ' +
               perAxis(G.stride) + ', dilation ' + perAxis(G.dilation) + '.',
         A: spreadPad('dy', G.n, ones, cutPad), aTitle: 'dy padded',
         K: plain('w', G.w), kTitle: 'w'});
