@@ -289,3 +289,25 @@ def test_functions_passed_directly_are_stopped_by_a_watchdog():
 def test_bad_arguments(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(")):
         grade(**kwargs)
+
+
+def test_docs_list_every_id_and_every_link_has_its_section():
+    import re
+    from convgrad.grade.catalog import NOTES
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", (docs / "grade.md").read_text(), re.M))
+    assert documented == {m.id for m in CATALOG} | set(NOTES) | {"pattern"}
+    headings = re.findall(r"^## (.+)$", (docs / "math.md").read_text(), re.M)
+    anchors = {re.sub(r"[^a-z0-9 _-]", "", h.lower()).replace(" ", "-") for h in headings}
+    links = {m.anchor for m in CATALOG} | {a for _, a in NOTES.values() if a}
+    assert links <= anchors, links - anchors
+
+
+def test_the_readme_transcript_is_what_the_grader_prints():
+    import re
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"\$ convgrad grade tests/grade_cases/no_zero_insertion.py\n(.*?)```",
+                      readme, re.S).group(1)
+    printed = str(graded("no_zero_insertion")).splitlines()
+    shown = [line for line in block.splitlines()[1:] if line.strip() != "..."]
+    assert shown and all(line in printed for line in shown)
