@@ -55,6 +55,8 @@ def _array(value, what: str):
     """The user's result as a float64 array, or a TypeError saying what it was."""
     if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
         return np.array(value, dtype=np.float64)
+    if value is None:
+        raise TypeError(f"{what} is None, not an array")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -129,7 +131,7 @@ class Session:
         before = [a.copy() for a in args]
         try:
             out, cache = self._forward(*args, s, p)
-        except Exception as error:                   # noqa: BLE001 (any user error)
+        except (Exception, SystemExit) as error:     # noqa: BLE001 (any user error)
             return describe(error, self.files), []
         mutated = [n for n, a, c in zip("xwb", args, before) if not np.array_equal(a, c)]
         self.caches = {token: cache}                 # only the latest: memory stays bounded
@@ -158,7 +160,7 @@ class Session:
                 raise TypeError(f"{name} must return (dx, dw, db), got "
                                 f"{type(result).__name__}{length}")
             value = tuple(_array(g, f"{name}'s {n}") for g, n in zip(result, ("dx", "dw", "db")))
-        except Exception as error:                   # noqa: BLE001 (any user error)
+        except (Exception, SystemExit) as error:     # noqa: BLE001 (any user error)
             value = describe(error, self.files)
         mutated = [] if np.array_equal(dy, dout) else ["dout"]
         mutated += [key for key in watched if not _unchanged(before[key], watched[key])]
@@ -189,6 +191,6 @@ class Session:
                         losses.append(float(np.sum(out * dy)))
                     values.append((losses[0] - losses[1]) / (2 * h))
                 derivatives[name] = values
-        except Exception as error:                   # noqa: BLE001
+        except (Exception, SystemExit) as error:     # noqa: BLE001
             return describe(error, self.files)
         return derivatives

@@ -50,7 +50,7 @@ def _positive(value, name, example):
 
 
 def _seconds(t: float) -> str:
-    return f"{t:.0f} s" if t < 120 else f"{t / 60:.0f} min"
+    return f"{t:.1f} s" if t < 10 else f"{t:.0f} s" if t < 120 else f"{t / 60:.0f} min"
 
 
 class _Grading:
@@ -169,12 +169,14 @@ class _Grading:
         self.progress("estimate", f"{len(self.battery)} geometries, about {calls} calls of "
                       f"your code: estimated {_seconds(total)}", total)
         if total > self.budget:
-            slowest = max(self.times["forward"] + self.times["backward"], key=lambda t: t[1])
+            measured = self.times["forward"] + self.times["backward"]
+            slowest = (f"your code took {max(measured, key=lambda t: t[1])[1]:.2g} s on a "
+                       f"geometry of {max(measured, key=lambda t: t[1])[0]} multiply-adds; "
+                       if measured else "")
             raise GradeError(
-                f"grading would take about {_seconds(total)} (your code took {slowest[1]:.2g} s "
-                f"on a geometry of {slowest[0]} multiply-adds; the battery needs about {calls} "
-                f"calls), over the bound of {self.budget:g} s: raise it with --budget "
-                f"SECONDS (budget= in Python), or make the code faster")
+                f"grading would take about {_seconds(total)} ({slowest}the battery needs "
+                f"about {calls} calls), over the bound of {self.budget:g} s: raise it with "
+                f"--budget SECONDS (budget= in Python), or make the code faster")
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
