@@ -1,13 +1,36 @@
 """`convgrad train`: the demo's training loop, with options."""
 from __future__ import annotations
 
+import argparse
+import re
+
 from .. import options
+
+_DASK_HELP = ("compute each step's gradients on a Dask cluster, one shard of the batch per "
+              "worker: local:N (N worker processes here) or tcp://HOST:PORT (a running "
+              "scheduler); needs the dask extra")
+
+
+def _dask_address(text: str) -> str:
+    """local:N (1 <= N <= 64) or tcp://HOST:PORT, checked before anything starts."""
+    local = re.fullmatch(r"local:(\d+)", text)
+    if (local and 1 <= int(local.group(1)) <= 64) or re.fullmatch(r"tcp://[^\s:/]+:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected local:N (N from 1 to 64 worker processes "
+                                     f"on this machine) or tcp://HOST:PORT, got {text!r}")
 
 
 def run(args) -> int:
     from ..digits import train
-    train(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-          optimizer=args.optimizer, seed=args.seed, dtype=args.dtype)
+    settings = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    optimizer=args.optimizer, seed=args.seed, dtype=args.dtype)
+    if args.dask is None:
+        if args.dask_timeout is not None:
+            raise ValueError("--dask-timeout applies only with --dask")
+        train(args.out, **settings)
+    else:
+        from ...dask.training import train_on_dask
+        train_on_dask(args.dask, train, args.out, timeout=args.dask_timeout, **settings)
     return 0
 
 
@@ -23,4 +46,9 @@ def register(commands) -> None:
                        "cosine decay to 0 over the run)")
     train.add_argument("--seed", type=options.non_negative, default=0)
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--dask", type=_dask_address, metavar="local:N|tcp://HOST:PORT",
+                       help=_DASK_HELP)
+    train.add_argument("--dask-timeout", type=options.positive, metavar="SECONDS",
+                       help="with --dask: abandon the run when one step takes longer "
+                       "(default 120)")
     train.set_defaults(run=run)
