@@ -10,9 +10,9 @@ gradients, the client sums them and steps the optimizer.
 
 One step, for S shards (one per worker, by default) of a batch of N samples:
 
-1. the parameters go out: one copy leaves the client, and each worker fetches it once
-   (from the worker that first received it); the model's structure went out once, when
-   the DataParallel was made;
+1. the parameters (and buffers: BatchNorm's running statistics) go out: one copy leaves
+   the client, and each worker fetches it once (from the worker that first received it);
+   the model's structure went out once, when the DataParallel was made;
 2. each worker runs its shard (n samples) forward, the loss, and backward
    (:mod:`.replica`). A mean-reduced loss is weighted by n / N, so the shares add up to
    the batch's loss and gradients exactly (up to rounding). A BatchNorm in training mode
@@ -93,7 +93,7 @@ class DataParallel:
 
     Calling it with (x (N, ...), labels (N,)) returns (loss, output (N, K)) and adds the
     batch's gradients into each parameter's ``.grad``. The model's structure is sent to
-    the workers once, here; its parameters and train/eval modes at every call.
+    the workers once, here; its parameters, buffers and train/eval modes at every call.
     """
 
     def __init__(self, model, loss_fn, *, client, shards=None, timeout: float = 120.0):
@@ -163,7 +163,8 @@ class DataParallel:
             raise ValueError("DataParallel: the model's parameters changed shape since the "
                              "DataParallel was made; make a new one")
         submit, deadline = self.client.submit, time.monotonic() + self.timeout
-        weights_out = self._send([p.data for p in params])
+        weights_out = self._send(([p.data for p in params],
+                                  [value for _, value in self.model.named_buffers()]))
         modes = [module.training for module in self.model.modules()]
         n = len(x)
         pieces = np.array_split(np.arange(n), min(self.shards, n))

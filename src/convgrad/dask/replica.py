@@ -57,18 +57,25 @@ class ShardState:
         self.outbox = None                           # for the client: see _run
 
 
-def start(template, parameters, modes, x, labels, weight) -> ShardState:
-    """A private copy of the model with the client's parameters and modes, run forward.
+def start(template, state, modes, x, labels, weight) -> ShardState:
+    """A private copy of the model with the client's parameters, buffers and modes, run
+    forward.
 
-    ``template`` is (model, loss function), sent to each worker once; ``parameters`` the
-    arrays of model.parameters() for this step, shared read-only by the shards of a worker
-    (layers never write into them); ``modes`` each module's training flag; ``weight`` this
-    shard's share of the batch's loss (n / N for a mean, 1 for a sum).
+    ``template`` is (model, loss function), sent to each worker once; ``state`` is
+    (the arrays of model.parameters(), those of model.named_buffers()) for this step,
+    shared read-only by the shards of a worker (layers never write into parameters, and a
+    BatchNorm's running statistics are only written by its own training forward pass,
+    which is never run here: :mod:`.sync_batchnorm` replaces it); ``modes`` each module's
+    training flag; ``weight`` this shard's share of the batch's loss (n / N for a mean,
+    1 for a sum).
     """
     model, loss_fn = template
+    parameters, buffers = state
     memo = {}                        # copy the structure, not the template's numbers
     for p, data in zip(model.parameters(), parameters):
         memo[id(p.data)], memo[id(p.grad)] = data, np.zeros_like(data)
+    for (_, old), new in zip(model.named_buffers(), buffers):
+        memo[id(old)] = new
     model, loss_fn = copy.deepcopy(model, memo), copy.deepcopy(loss_fn)
     for module, training in zip(model.modules(), modes):
         module.training = training

@@ -9,19 +9,21 @@ from __future__ import annotations
 from .cluster import connect
 from .data_parallel import DataParallel
 
-__all__ = ["train_on_dask", "DEFAULT_TIMEOUT"]
+__all__ = ["train_on_dask", "DEFAULT_TIMEOUT", "CONNECT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 120
+CONNECT_TIMEOUT = 30
 
 
 def train_on_dask(address: str, train, out_dir, *, timeout=None, echo=print, **settings):
     """Run ``train(out_dir, **settings)`` with each step's gradients computed on the Dask
     cluster at ``address`` ('local:N' or 'tcp://HOST:PORT'); returns its metrics.
 
-    ``timeout``: seconds one step may take (default 120) before the run stops with a
-    ClusterError; so does a step whose workers keep dying. Nothing of a failed step is
-    applied to the model.
+    ``timeout``: seconds one step (default 120), or connecting to the cluster (default
+    30), may take before the run stops with a ClusterError; so does a step whose workers
+    keep dying. Nothing of a failed step is applied to the model.
     """
+    connect_timeout = CONNECT_TIMEOUT if timeout is None else timeout
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     made = []
 
@@ -29,7 +31,7 @@ def train_on_dask(address: str, train, out_dir, *, timeout=None, echo=print, **s
         made.append(DataParallel(model, loss_fn, client=client, timeout=timeout))
         return made[-1]
 
-    with connect(address) as client:
+    with connect(address, timeout=connect_timeout) as client:
         workers = len(client.nthreads())
         echo(f"Dask cluster {address}: {workers} worker{'s' * (workers != 1)}; each step's "
              f"gradients are computed there, one shard of the batch per worker")

@@ -49,6 +49,6 @@ def register(commands) -> None:
     train.add_argument("--dask", type=_dask_address, metavar="local:N|tcp://HOST:PORT",
                        help=_DASK_HELP)
     train.add_argument("--dask-timeout", type=options.positive, metavar="SECONDS",
-                       help="with --dask: abandon the run when one step takes longer "
-                       "(default 120)")
+                       help="with --dask: stop the run when connecting (default 30) or "
+                       "one step (default 120) takes longer")
     train.set_defaults(run=run)
