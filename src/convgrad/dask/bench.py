@@ -9,7 +9,9 @@ Prints a Markdown report (the figures in BENCHMARKS.md come from it):
    parameters), one process against ``DataParallel`` on local:1 and local:2;
 4. the bytes one training step moves, from the arrays' sizes.
 
-Each figure is the median of ``--repeat`` runs after one warm-up run. Workers are local
+The runs are interleaved: each of ``--repeat`` rounds (after one warm-up round) times
+every variant once, both clusters standing by, and a ratio is the median of the rounds'
+ratios, so that the drifting speed of a shared machine slows all variants alike. Workers are local
 processes with one thread each; NumPy's BLAS keeps its own threads in every process (no
 setting is changed), so on a machine with few cores one process may already use them
 all. The whole run takes about 1 to 3 minutes (``--repeat 3``: about half).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import platform
@@ -33,14 +36,17 @@ from .._optional import require
 __all__ = ["main"]
 
 
-def _median_seconds(run, repeat: int) -> float:
-    run()                                                       # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _interleaved(runs: dict, repeat: int) -> dict:
+    """{name: [seconds per round]}: one warm-up round, then ``repeat`` rounds, each timing
+    every run once in turn, so that a machine whose speed drifts slows all of them alike."""
+    times = {name: [] for name in runs}
+    for round_ in range(repeat + 1):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 @contextlib.contextmanager
@@ -106,88 +112,87 @@ def _conv_workload(client, x, w, dy, chunks, cdask, da, distributed):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convgrad.dask.bench",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure (5)")
+    parser.add_argument("--repeat", type=int, default=7, help="timed rounds (7)")
     args = parser.parse_args(argv)
     if not 1 <= args.repeat <= 50:
         parser.error(f"--repeat must be 1 to 50, got {args.repeat}")
     da = require("dask.array", "dask", "python -m convgrad.dask.bench")
     distributed = require("distributed", "dask", "python -m convgrad.dask.bench")
-    import dask
 
     from . import DataParallel
     from . import functional as cdask
-
-    def note(text):
-        print(text, file=sys.stderr, flush=True)
 
     rng = np.random.default_rng(0)
     f32 = np.float32
     x = rng.standard_normal((64, 16, 32, 32)).astype(f32)               # 4 MiB
     w = rng.standard_normal((32, 16, 3, 3)).astype(f32)
+    b = np.zeros(32, f32)
     dy = rng.standard_normal((64, 32, 32, 32)).astype(f32)
     image = rng.standard_normal((1, 3, 1536, 1536)).astype(f32)         # 27 MiB
     w_image = rng.standard_normal((8, 3, 5, 5)).astype(f32)
-    batches = {32: None, 256: None}
-    for size in batches:
-        batches[size] = (rng.standard_normal((size, 1, 8, 8)).astype(f32),
-                         rng.integers(0, 10, size))
-    results = {}
-
-    note("NumPy (one process) ...")
-    b = np.zeros(32, f32)
-    results["conv numpy"] = _median_seconds(
-        lambda: (functional.conv2d(x, w, padding=1),
-                 functional.conv2d_backward(dy, x, w, b, padding=1)), args.repeat)
-    results["image numpy"] = _median_seconds(
-        lambda: functional.conv2d(image, w_image, padding=2, stride=2), args.repeat)
     loss_fn = nn.CrossEntropyLoss()
-    for size, (xb, labels) in batches.items():
-        model = digits_network()
+    batches = {size: (rng.standard_normal((size, 1, 8, 8)).astype(f32),
+                      rng.integers(0, 10, size)) for size in (32, 256)}
 
-        def local_step():
+    def local_step(model, xb, labels):
+        def run():
             model.zero_grad()
             loss_fn.forward(model.forward(xb), labels)
             model.backward(loss_fn.backward())
-        results[f"step{size} numpy"] = _median_seconds(local_step, args.repeat)
-    for workers in (1, 2):
-        note(f"Dask, local:{workers} ...")
-        with _cluster(workers) as client, dask.config.set(scheduler=client):
-            results[f"conv {workers}"] = _median_seconds(
-                _conv_workload(client, x, w, dy, (16, 16, 32, 32), cdask, da, distributed),
-                args.repeat)
+        return run
+
+    runs = {"conv numpy": lambda: (functional.conv2d(x, w, padding=1),
+                                   functional.conv2d_backward(dy, x, w, b, padding=1)),
+            "image numpy": lambda: functional.conv2d(image, w_image, padding=2, stride=2)}
+    for size, (xb, labels) in batches.items():
+        runs[f"step{size} numpy"] = local_step(digits_network(), xb, labels)
+    print("starting local:1 and local:2 ...", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        for workers in (1, 2):
+            client = stack.enter_context(_cluster(workers))
+            runs[f"conv {workers}"] = _conv_workload(client, x, w, dy, (16, 16, 32, 32),
+                                                     cdask, da, distributed)
             chunked = _on_workers(client, image.shape, (1, 3, 512, 512), da, distributed)
-            results[f"image {workers}"] = _median_seconds(
-                lambda: distributed.wait(client.compute(
-                    cdask.conv2d(chunked, w_image, padding=2, stride=2))), args.repeat)
+            runs[f"image {workers}"] = functools.partial(
+                lambda client, chunked: distributed.wait(client.compute(
+                    cdask.conv2d(chunked, w_image, padding=2, stride=2))), client, chunked)
             for size, (xb, labels) in batches.items():
                 model = digits_network()
                 step = DataParallel(model, loss_fn, client=client)
-                results[f"step{size} {workers}"] = _median_seconds(
-                    lambda: (model.zero_grad(), step(xb, labels)), args.repeat)
-                step.close()
-    _report(results, step_bytes(digits_network(), 32, 2), args.repeat)
+                stack.callback(step.close)
+                runs[f"step{size} {workers}"] = functools.partial(
+                    lambda model, step, xb, labels: (model.zero_grad(), step(xb, labels)),
+                    model, step, xb, labels)
+        print(f"timing {len(runs)} runs x {args.repeat + 1} rounds ...", file=sys.stderr,
+              flush=True)
+        load_before = os.getloadavg()[0]
+        times = _interleaved(runs, args.repeat)
+        load = (load_before, os.getloadavg()[0])
+    _report(times, step_bytes(digits_network(), 32, 2), args.repeat, load)
     return 0
 
 
-def _report(results, bytes_, repeat):
+def _report(times, bytes_, repeat, load):
     def ms(key):
-        return f"{results[key] * 1e3:.0f} ms"
+        return f"{statistics.median(times[key]) * 1e3:.0f} ms"
 
-    def ratio(key, base):
-        return f"{results[key] / results[base]:.2f}x"
+    def ratio(key, base):                       # the median of the rounds' ratios
+        return statistics.median(a / b for a, b in zip(times[key], times[base]))
 
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"NumPy {np.__version__}; median of {repeat} runs.\n")
-    print("| work | NumPy | Dask 1 worker | Dask 2 workers | 1 -> 2 workers |")
+          f"NumPy {np.__version__}; medians of {repeat} interleaved rounds; load average "
+          f"{load[0]:.1f} before, {load[1]:.1f} after (a shared machine: other work "
+          f"competes for its cores).\n")
+    print("| work | NumPy | Dask, 1 worker | Dask, 2 workers | 2 workers vs 1 |")
     print("|---|---|---|---|---|")
     rows = [("conv2d fwd + bwd, x (64,16,32,32) f32, 4 batch chunks", "conv"),
             ("conv2d fwd, one image (3,1536,1536), 5x5 s2, 3x3 chunks", "image"),
             ("digits step, batch 32", "step32"), ("digits step, batch 256", "step256")]
     for label, key in rows:
         print(f"| {label} | {ms(key + ' numpy')} | {ms(key + ' 1')} "
-              f"({ratio(key + ' 1', key + ' numpy')}) | {ms(key + ' 2')} "
-              f"({ratio(key + ' 2', key + ' numpy')}) | "
-              f"{results[key + ' 1'] / results[key + ' 2']:.2f}x faster |")
+              f"({ratio(key + ' 1', key + ' numpy'):.2f}x) | {ms(key + ' 2')} "
+              f"({ratio(key + ' 2', key + ' numpy'):.2f}x) | "
+              f"{1 / ratio(key + ' 2', key + ' 1'):.2f}x as fast |")
     print("\nBytes per DataParallel step of the digits network (float32, batch 32, 2 shards):")
     for name, value in bytes_.items():
         print(f"- {name.replace('_', ' ')}: {value:,} B")
