@@ -150,6 +150,8 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         for workers in (1, 2):
             client = stack.enter_context(_cluster(workers))
+            runs[f"round trip {workers}"] = functools.partial(
+                lambda client: client.submit(int, 0, pure=False).result(), client)
             runs[f"conv {workers}"] = _conv_workload(client, x, w, dy, (16, 16, 32, 32),
                                                      cdask, da, distributed)
             chunked = _on_workers(client, image.shape, (1, 3, 512, 512), da, distributed)
@@ -174,7 +176,8 @@ def main(argv=None) -> int:
 
 def _report(times, bytes_, repeat, load):
     def ms(key):
-        return f"{statistics.median(times[key]) * 1e3:.0f} ms"
+        seconds = statistics.median(times[key])
+        return f"{seconds * 1e3:.{0 if seconds >= 0.01 else 1}f} ms"
 
     def ratio(key, base):                       # the median of the rounds' ratios
         return statistics.median(a / b for a, b in zip(times[key], times[base]))
@@ -193,6 +196,8 @@ def _report(times, bytes_, repeat, load):
               f"({ratio(key + ' 1', key + ' numpy'):.2f}x) | {ms(key + ' 2')} "
               f"({ratio(key + ' 2', key + ' numpy'):.2f}x) | "
               f"{1 / ratio(key + ' 2', key + ' 1'):.2f}x as fast |")
+    print(f"\nOne Dask round trip (submit a no-op task, get its result): "
+          f"{ms('round trip 1')} with 1 worker, {ms('round trip 2')} with 2.")
     print("\nBytes per DataParallel step of the digits network (float32, batch 32, 2 shards):")
     for name, value in bytes_.items():
         print(f"- {name.replace('_', ' ')}: {value:,} B")

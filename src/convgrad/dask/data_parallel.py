@@ -62,7 +62,7 @@ def _check_model(model) -> None:
                     f"DataParallel: {inner!r} draws its masks from its own generator, which "
                     f"each worker would copy: the shards would not reproduce one-process "
                     f"training; remove it or use p=0")
-            if inner is not layer and isinstance(inner, replica._BATCH_NORMS):
+            if inner is not layer and isinstance(inner, replica.BATCH_NORMS):
                 raise ValueError(
                     f"DataParallel: {inner!r} sits inside {type(layer).__name__}, which is "
                     f"not a Sequential: its batch statistics could not be shared across "
@@ -175,8 +175,10 @@ class DataParallel:
         paused = [layer for layer in layers if replica.is_synchronized(layer)]
         statistics, counts = [], {}
         for stage, layer in enumerate(paused + paused[::-1]):
+            what = (f"the forward pass up to {layer!r}" if stage < len(paused)
+                    else f"the backward pass down to {layer!r}")
             messages = self._gather([submit(replica.outbox, s, pure=False) for s in states],
-                                    deadline, f"the {layer!r} statistics")
+                                    deadline, what)
             if stage < len(paused):
                 m, mean, var = sync_batchnorm.combine_moments([body for _, body in messages],
                                                               repr(layer))
@@ -193,7 +195,8 @@ class DataParallel:
         while len(parts) > 1:                                    # a tree, on the workers
             parts = [submit(replica.add, *parts[i:i + 2], pure=False) if i + 1 < len(parts)
                      else parts[i] for i in range(0, len(parts), 2)]
-        *messages, total = self._gather(finals + parts, deadline, "the gradients")
+        *messages, total = self._gather(finals + parts, deadline,
+                                        "the rest of the step and its gradients")
         # Every shard finished: now, and only now, the step is applied.
         for p, grad in zip(params, total):
             p.grad += grad

@@ -25,9 +25,10 @@ import numpy as np
 from .. import nn
 from . import sync_batchnorm
 
-__all__ = ["leaves", "ShardState", "start", "advance", "outbox", "gradients", "add"]
+__all__ = ["BATCH_NORMS", "leaves", "is_synchronized", "ShardState", "start", "advance",
+           "outbox", "gradients", "add"]
 
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def leaves(model) -> list:
@@ -39,7 +40,7 @@ def leaves(model) -> list:
 
 def is_synchronized(layer) -> bool:
     """A layer that needs the whole batch: a BatchNorm using batch statistics."""
-    return isinstance(layer, _BATCH_NORMS) and sync_batchnorm.uses_batch_statistics(layer)
+    return isinstance(layer, BATCH_NORMS) and sync_batchnorm.uses_batch_statistics(layer)
 
 
 class ShardState:
