@@ -10,8 +10,9 @@ Prints a Markdown report (the figures in BENCHMARKS.md come from it):
 4. the bytes one training step moves, from the arrays' sizes.
 
 The runs are interleaved: each of ``--repeat`` rounds (after one warm-up round) times
-every variant once, both clusters standing by, and a ratio is the median of the rounds'
-ratios, so that the drifting speed of a shared machine slows all variants alike. Workers are local
+every variant once, both clusters standing by, so that the drifting speed of a shared
+machine slows all variants alike; the report gives the best round (the least disturbed
+by other work) and the median. Workers are local
 processes with one thread each; NumPy's BLAS keeps its own threads in every process (no
 setting is changed), so on a machine with few cores one process may already use them
 all. The whole run takes about 1 to 3 minutes (``--repeat 3``: about half).
@@ -175,29 +176,31 @@ def main(argv=None) -> int:
 
 
 def _report(times, bytes_, repeat, load):
-    def ms(key):
-        seconds = statistics.median(times[key])
-        return f"{seconds * 1e3:.{0 if seconds >= 0.01 else 1}f} ms"
+    def ms(seconds):
+        return f"{seconds * 1e3:.{0 if seconds >= 0.01 else 1}f}"
 
-    def ratio(key, base):                       # the median of the rounds' ratios
-        return statistics.median(a / b for a, b in zip(times[key], times[base]))
+    def cell(key):
+        return f"{ms(min(times[key]))} ({ms(statistics.median(times[key]))})"
+
+    def ratio(key, base):
+        return min(times[key]) / min(times[base])
 
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"NumPy {np.__version__}; medians of {repeat} interleaved rounds; load average "
-          f"{load[0]:.1f} before, {load[1]:.1f} after (a shared machine: other work "
-          f"competes for its cores).\n")
+          f"NumPy {np.__version__}; load average {load[0]:.1f} before, {load[1]:.1f} after "
+          f"(a shared machine: other work competes for its cores). Milliseconds, best of "
+          f"{repeat} interleaved rounds (median in parentheses); ratios of the bests.\n")
     print("| work | NumPy | Dask, 1 worker | Dask, 2 workers | 2 workers vs 1 |")
     print("|---|---|---|---|---|")
     rows = [("conv2d fwd + bwd, x (64,16,32,32) f32, 4 batch chunks", "conv"),
             ("conv2d fwd, one image (3,1536,1536), 5x5 s2, 3x3 chunks", "image"),
             ("digits step, batch 32", "step32"), ("digits step, batch 256", "step256")]
     for label, key in rows:
-        print(f"| {label} | {ms(key + ' numpy')} | {ms(key + ' 1')} "
-              f"({ratio(key + ' 1', key + ' numpy'):.2f}x) | {ms(key + ' 2')} "
-              f"({ratio(key + ' 2', key + ' numpy'):.2f}x) | "
-              f"{1 / ratio(key + ' 2', key + ' 1'):.2f}x as fast |")
+        print(f"| {label} | {cell(key + ' numpy')} | {cell(key + ' 1')}, "
+              f"{ratio(key + ' 1', key + ' numpy'):.2f}x NumPy | {cell(key + ' 2')}, "
+              f"{ratio(key + ' 2', key + ' numpy'):.2f}x NumPy | "
+              f"{ratio(key + ' 1', key + ' 2'):.2f}x as fast |")
     print(f"\nOne Dask round trip (submit a no-op task, get its result): "
-          f"{ms('round trip 1')} with 1 worker, {ms('round trip 2')} with 2.")
+          f"{cell('round trip 1')} ms with 1 worker, {cell('round trip 2')} ms with 2.")
     print("\nBytes per DataParallel step of the digits network (float32, batch 32, 2 shards):")
     for name, value in bytes_.items():
         print(f"- {name.replace('_', ' ')}: {value:,} B")
