@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import positive_int
+from ..memory import check_allocation
 from .init import as_generator, check_dtype, default_bound, uniform
 from .module import Module
 from .parameter import Parameter
@@ -33,6 +34,7 @@ class Linear(Module):
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"Linear: bias must be True or False, got {bias!r}")
         dtype = check_dtype(dtype, "Linear: dtype")
+        check_allocation((self.out_features, self.in_features), dtype, "Linear: the weight")
         rng = as_generator(rng, "Linear: rng")
         bound = default_bound(self.in_features)
         self.weight = Parameter(uniform(rng, bound, (self.out_features, self.in_features), dtype))
