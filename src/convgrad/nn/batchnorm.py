@@ -26,7 +26,7 @@ import numpy as np
 from ..geometry import positive_int
 from ..memory import check_allocation
 from .init import check_dtype
-from .module import Module
+from .module import Module, quiet_arithmetic
 from .parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
@@ -86,6 +86,7 @@ class _BatchNorm(Module):
                              f"{self.num_features}, got shape {x.shape}")
         return x
 
+    @quiet_arithmetic
     def forward(self, x):
         x = self._check_input(x)
         axes = (0, *range(2, x.ndim))                           # all but C
@@ -116,6 +117,7 @@ class _BatchNorm(Module):
         self.running_mean[...] = (1 - factor) * self.running_mean + factor * mean
         self.running_var[...] = (1 - factor) * self.running_var + factor * unbiased
 
+    @quiet_arithmetic
     def backward(self, dy):
         xhat, inv_std, use_batch, axes, shape = self._saved(self._cache)
         dy = self._grad(dy, xhat.shape)
