@@ -150,9 +150,10 @@ def _cast(path: str, key: str, value: np.ndarray, target: np.ndarray) -> np.ndar
         else:
             lost = cast != value
     if lost.any():
-        raise ModelFileError(f"{path!r}: key {key!r} holds {int(lost.sum()):,} values "
-                             f"beyond the range of the model's dtype {target.dtype} (e.g. "
-                             f"{value[lost].flat[0]!r})")
+        count = int(lost.sum())
+        raise ModelFileError(f"{path!r}: key {key!r} holds {count:,} value"
+                             f"{'s' if count > 1 else ''} beyond the range of the model's "
+                             f"dtype {target.dtype} (e.g. {value[lost].flat[0].item()!r})")
     return cast
 
 
