@@ -192,3 +192,24 @@ def test_refusals_take_milliseconds_and_no_memory(files):
     for name, r in results.items():
         assert r["cpu"] < 0.5, (name, r)
     assert sum(r["grew"] for r in results.values()) < 32 * 2**20, results
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    (H.npy_header((), "<U0"), "not valid JSON"),                 # 0-byte items: ''
+    (H.npy_header((0,), "<U5"), "must be a JSON string"),        # no elements
+])
+def test_empty_metadata_members_are_clear_errors(tmp_path, metadata, expected):
+    H.write_zip(tmp_path / "m.npz", H.model_entries(SOURCE) + [
+        H.Entry("__metadata__.npy", metadata)])
+    with pytest.raises(nn.ModelFileError, match=expected):
+        nn.read_metadata(tmp_path / "m.npz")
+
+
+def test_fortran_order_and_byte_swapped_arrays_load(tmp_path):
+    """What np.save can write, nn.load reads: Fortran order, big-endian, float64."""
+    state = {k: np.asfortranarray(v).astype(v.dtype.newbyteorder(">"))
+             if v.dtype.kind == "f" else v for k, v in SOURCE.items()}
+    H.write_zip(tmp_path / "m.npz", H.model_entries(state))
+    model = make_model(7)
+    nn.load(model, tmp_path / "m.npz")
+    assert_state_equal(model, SOURCE)

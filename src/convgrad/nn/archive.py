@@ -217,8 +217,10 @@ class Archive:
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
             raise _corrupt(self.path, error) from None
-        array = buffer.view(member.dtype) if member.nbytes else np.empty(0, member.dtype)
-        return array.reshape(member.shape, order="F" if member.fortran_order else "C")
+        if not member.nbytes:                          # no elements, or 0-byte items ('<U0')
+            return np.zeros(member.shape, member.dtype)
+        return buffer.view(member.dtype).reshape(member.shape,
+                                                 order="F" if member.fortran_order else "C")
 
 
 def open_archive(path, *, max_members: int = MAX_MEMBERS) -> Archive:
