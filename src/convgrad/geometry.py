@@ -27,6 +27,8 @@ __all__ = [
     "ConvGeometry",
     "as_float_array",
     "check_algorithm",
+    "check_avg_options",
+    "check_flag",
     "check_grad_output",
     "check_groups",
     "check_shape",
@@ -499,11 +501,21 @@ def pool_output_size(in_size: int, kernel_size: int, stride: int, dilation: int,
     return out
 
 
-def _check_flag(value, op: str, name: str) -> bool:
+def check_flag(value, op: str, name: str) -> bool:
+    """A pooling switch (ceil_mode, count_include_pad, return_indices): a bool, no stand-ins."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be True or False, got {value!r} "
                         f"({type(value).__name__})")
     return bool(value)
+
+
+def check_avg_options(count_include_pad, divisor_override, op: str):
+    """Average pooling's own options; returns them normalized."""
+    count_include_pad = check_flag(count_include_pad, op, "count_include_pad")
+    if divisor_override is not None:
+        divisor_override = positive_int(divisor_override, f"{op}: divisor_override",
+                                        "None or a positive int")
+    return count_include_pad, divisor_override
 
 
 def pool_geometry(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
@@ -534,7 +546,7 @@ def pool_geometry(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
     stride = kernel if stride is None else ntuple(stride, nd, f"{op}: stride")
     dilation = ntuple(dilation, nd, f"{op}: dilation")
     padding = normalize_padding(padding, nd, f"{op}: padding", strings=False)
-    ceil_mode = _check_flag(ceil_mode, op, "ceil_mode")
+    ceil_mode = check_flag(ceil_mode, op, "ceil_mode")
     for axis, k, (lo, hi) in zip(_AXES[nd], kernel, padding):
         if max(lo, hi) > k // 2:
             raise ValueError(f"{op}: padding {(lo, hi)} along {axis} must be at most half the "

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import PoolGeometry, check_shape, pool_geometry, positive_int
+from .geometry import (PoolGeometry, check_avg_options, check_flag, check_shape,
+                       pool_geometry)
 
 __all__ = [
     "max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward",
@@ -242,8 +243,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     """
     op = f"max_pool{nd}d"
     x, g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, nd=nd, op=op)
-    if not isinstance(return_indices, (bool, np.bool_)):
-        raise TypeError(f"{op}: return_indices must be True or False, got {return_indices!r}")
+    return_indices = check_flag(return_indices, op, "return_indices")
     if not return_indices:
         return _unbatched(_max_values(x, g), g)
     y, offsets = _max_forward(x, g)
@@ -324,15 +324,6 @@ def _avg_divisor(g: PoolGeometry, count_include_pad: bool, divisor_override):
     return np.prod(np.meshgrid(*counts, indexing="ij"), axis=0)   # (*out)
 
 
-def _avg_options(op, count_include_pad, divisor_override):
-    if not isinstance(count_include_pad, (bool, np.bool_)):
-        raise TypeError(f"{op}: count_include_pad must be True or False, got "
-                        f"{count_include_pad!r}")
-    if divisor_override is not None:
-        positive_int(divisor_override, f"{op}: divisor_override",
-                     "None or a positive int")
-
-
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
              divisor_override=None, *, nd: int = 2):
     """N-d average pooling: x (N, C, *in) or (C, *in) -> y (N, C, *out) or (C, *out).
@@ -342,7 +333,8 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     """
     op = f"avg_pool{nd}d"
     x, g = pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, nd=nd, op=op)
-    _avg_options(op, count_include_pad, divisor_override)
+    count_include_pad, divisor_override = check_avg_options(count_include_pad,
+                                                            divisor_override, op)
     xp = _padded(x, g, 0, g.dtype)                           # float16 sums in float32
     windows = [xp[_tap(g, taps)] for taps in _taps(g)]
     with _quiet():
@@ -358,7 +350,8 @@ def avg_pool_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=Fals
     """dx of x's shape: every dy entry spread evenly over its window (dy has y's shape)."""
     op = f"avg_pool{nd}d_backward"
     x, g = pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, nd=nd, op=op)
-    _avg_options(op, count_include_pad, divisor_override)
+    count_include_pad, divisor_override = check_avg_options(count_include_pad,
+                                                            divisor_override, op)
     dy = _batched_dy(dy, g, op)
     dtype = np.result_type(g.dtype, dy)
     dxp = _new_gradient(g, dtype)

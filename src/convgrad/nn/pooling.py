@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import pooling
-from ..geometry import ntuple, pool_geometry
+from ..geometry import check_avg_options, check_flag, ntuple, pool_geometry
 from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
@@ -37,14 +37,11 @@ def _big_enough(kernel_size, dilation, nd: int):
 class _Pool(Module):
     nd = 2
 
-    def _check(self, dilation=1, **options) -> None:
+    def _check(self, dilation=1) -> None:
         """A dry run of the functional's checks on an empty batch: the same messages."""
         x = np.empty((0, 1) + _big_enough(self.kernel_size, dilation, self.nd))
         pool_geometry(x, self.kernel_size, self.stride, self.padding, dilation,
                       self.ceil_mode, nd=self.nd, op=type(self).__name__)
-        if options:
-            pooling.avg_pool(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                             nd=self.nd, **options)
 
     def _repr_items(self):
         yield f"kernel_size={self.kernel_size}"
@@ -66,10 +63,7 @@ class _MaxPool(_Pool):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.ceil_mode = dilation, ceil_mode
         self._check(dilation)
-        if not isinstance(return_indices, (bool, np.bool_)):
-            raise TypeError(f"{type(self).__name__}: return_indices must be True or False, "
-                            f"got {return_indices!r}")
-        self.return_indices = bool(return_indices)
+        self.return_indices = check_flag(return_indices, type(self).__name__, "return_indices")
         self._offsets = self._x = None
 
     def _keywords(self) -> dict:
@@ -107,9 +101,10 @@ class _AvgPool(_Pool):
                  count_include_pad=True, divisor_override=None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
-        self.divisor_override = divisor_override
-        self._check(**self._options())
+        self.ceil_mode = ceil_mode
+        self._check()
+        self.count_include_pad, self.divisor_override = check_avg_options(
+            count_include_pad, divisor_override, type(self).__name__)
         self._x = None
 
     def _options(self) -> dict:
