@@ -1,29 +1,31 @@
 """Max and average pooling, 1-D to 3-D, forward and backward, with PyTorch's options.
 
-A pooling window slides over every channel separately (the geometry is
-:func:`convgrad.geometry.pool_geometry`): x (N, C, *in) -> y (N, C, *out), or unbatched
-(C, *in) -> (C, *out). Both poolings visit the prod(kernel_size) window *taps* once each:
-for tap j (row-major over the window) the inputs it reads for every output form one
-strided slice of the padded input, ``xp[..., j*d : j*d + s*(out - 1) + 1 : s]`` per axis,
-so each step is one vectorized NumPy operation over the whole batch.
+    max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+             return_indices=False, *, nd)                     -> y, or (y, indices)
+    max_pool_backward(dy, x, <same>, *, indices=None, offsets=None, nd)   -> dx
+    max_pool_offsets(x, <same>, *, nd)                        -> (y, offsets)
+    avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+             count_include_pad=True, divisor_override=None, *, nd)        -> y
+    avg_pool_backward(dy, x, <same>, *, nd)                   -> dx
+    max_pool1d/2d/3d, avg_pool1d/2d/3d and their *_backward: PyTorch's names and keywords
 
-* Max pooling keeps a running maximum and, per output, the number of the tap it came from
-  (``offsets``, uint8 for windows up to 256 taps). The backward pass needs nothing else:
-  it sends each upstream gradient to that one position. PyTorch's rules: the first maximum
-  wins ties; a NaN counts as the maximum (the last NaN when a window holds several); padding
-  is never chosen (a window whose inputs are all -inf sends its gradient to its first input).
-  ``return_indices=True`` gives PyTorch's indices (flat positions in each input plane),
-  which :func:`max_pool_backward` takes back as ``indices=`` instead of recomputing.
-* Average pooling sums the taps and divides by the window size (``count_include_pad``,
-  the default, counts the zero padding; ``divisor_override`` replaces the divisor); its
-  backward spreads dy / divisor back over each window.
+Shapes: x (N, C, *in) or unbatched (C, *in) -> y (N, C, *out) or (C, *out); dy is y's
+shape and dx x's. The window slides over every channel separately; its geometry and every
+message about it are :func:`convgrad.geometry.pool_geometry`'s (padding at most half the
+window, PyTorch's output size with or without ``ceil_mode``), the arithmetic is
+:mod:`convgrad.pool_windows`'s.
 
-Windows may overlap (stride < window): the backward then accumulates.
+The max-pooling backward sends each dy entry to its window's maximum. It needs to know
+where that was: PyTorch's ``indices`` (``return_indices=True``: flat positions in each
+input plane) or the compact ``offsets`` (the window tap, one byte per output, what the nn
+layers keep); without either it finds the maxima again from x. PyTorch's rules hold: the
+first maximum wins ties, a NaN is the maximum (the last NaN of the window).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import pool_windows as windows
 from .geometry import (PoolGeometry, check_avg_options, check_flag, check_shape,
                        pool_geometry)
 
@@ -35,84 +37,6 @@ __all__ = [
     "avg_pool1d_backward", "avg_pool2d_backward", "avg_pool3d_backward",
     "max_pool_offsets",
 ]
-
-
-def _quiet():
-    """Inf - Inf and friends: NaN propagates as in PyTorch, without RuntimeWarnings."""
-    return np.errstate(invalid="ignore", over="ignore")
-
-
-# ----------------------------------------------------------------------------------------
-# Window taps: strided slices of the padded input
-
-
-def _high_padding(g: PoolGeometry) -> tuple[int, ...]:
-    """Per axis, the padding after the input that the windows actually read (ceil_mode
-    windows may hang past the declared padding; unread declared padding is not made)."""
-    return tuple(max(0, r - n - lo) for r, n, (lo, _) in zip(g.reach, g.in_size, g.padding))
-
-
-def _is_padded(g: PoolGeometry) -> bool:
-    return any(lo for lo, _ in g.padding) or any(_high_padding(g))
-
-
-def _padded(x: np.ndarray, g: PoolGeometry, fill, dtype) -> np.ndarray:
-    """x (N, C, *in) with its padding (value ``fill``) made, as ``dtype``."""
-    if not _is_padded(g):
-        return x.astype(dtype, copy=False)
-    size = tuple(lo + n + hi for (lo, _), n, hi in zip(g.padding, g.in_size, _high_padding(g)))
-    xp = np.full((g.batch, g.channels, *size), fill, dtype=dtype)    # (N, C, *padded)
-    xp[_inner(g)] = x
-    return xp
-
-
-def _inner(g: PoolGeometry) -> tuple[slice, ...]:
-    """The input's place inside the padded input."""
-    return (slice(None), slice(None)) + tuple(slice(lo, lo + n) for (lo, _), n in
-                                              zip(g.padding, g.in_size))
-
-
-def _tap(g: PoolGeometry, taps: tuple[int, ...]) -> tuple[slice, ...]:
-    """The slice of the padded input that window tap ``taps`` reads: (N, C, *out)."""
-    return (slice(None), slice(None)) + tuple(
-        slice(j * d, j * d + s * (o - 1) + 1, s)
-        for j, d, s, o in zip(taps, g.dilation, g.stride, g.out_size))
-
-
-def _taps(g: PoolGeometry):
-    """Every tap of the window, row-major (the numbering of ``offsets``)."""
-    return list(np.ndindex(*g.kernel_size))
-
-
-def _axis_injective(o: int, k: int, s: int, d: int) -> bool:
-    """No two (output i, tap j) pairs of one axis read the same position i*s + j*d.
-
-    i*s + j*d = i'*s + j'*d means (i - i') s' = (j' - j) d' with s' = s/gcd, d' = d/gcd,
-    so the closest collision is i - i' = d', j' - j = s': none when d' >= o or s' >= k.
-    """
-    common = np.gcd(s, d)
-    return d // common >= o or s // common >= k
-
-
-def _windows_disjoint(g: PoolGeometry) -> bool:
-    """True when no input position is read by two windows (no accumulation needed)."""
-    return all(_axis_injective(o, k, s, d) for o, k, s, d in
-               zip(g.out_size, g.kernel_size, g.stride, g.dilation))
-
-
-def _new_gradient(g: PoolGeometry, dtype) -> np.ndarray:
-    """The padded input gradient, zeros where no tap view will write. (N, C, *padded)"""
-    size = tuple(lo + n + hi for (lo, _), n, hi in zip(g.padding, g.in_size, _high_padding(g)))
-    shape = (g.batch, g.channels, *size)
-    # Tiled: the o*k positions of each axis are distinct and fill all of it.
-    tiled = _windows_disjoint(g) and all(o * k == n for o, k, n in
-                                         zip(g.out_size, g.kernel_size, size))
-    return np.empty(shape, dtype=dtype) if tiled else np.zeros(shape, dtype=dtype)
-
-
-def _cropped(dxp: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    """The input's part of a padded gradient, as a contiguous (N, C, *in) array."""
-    return np.ascontiguousarray(dxp[_inner(g)]) if _is_padded(g) else dxp
 
 
 def _batched_dy(dy, g: PoolGeometry, op: str) -> np.ndarray:
@@ -130,106 +54,20 @@ def _unbatched(a: np.ndarray, g: PoolGeometry) -> np.ndarray:
 # Max pooling
 
 
-def _offset_dtype(g: PoolGeometry) -> np.dtype:
-    return np.min_scalar_type(g.window_count - 1)
-
-
-def _max_forward(x: np.ndarray, g: PoolGeometry):
-    """y (N, C, *out) and ``offsets`` (N, C, *out): the tap number of each window's max."""
-    xp = _padded(x, g, -np.inf, x.dtype)
-    windows = [xp[_tap(g, taps)] for taps in _taps(g)]
-    y = windows[0].copy()                                    # (N, C, *out)
-    offsets = np.zeros(y.shape, dtype=_offset_dtype(g))
-    better = np.empty(y.shape, dtype=bool)
-    step = np.empty(y.shape, dtype=offsets.dtype)
-    with _quiet():
-        for number, window in enumerate(windows[1:], start=1):
-            np.greater(window, y, out=better)       # strictly greater: the first max keeps ties
-            np.maximum(y, window, out=y)            # NaN propagates, as in PyTorch
-            # Tap numbers grow, so "the latest tap that was better" is a running maximum
-            # (branch-free, unlike a masked assignment).
-            np.multiply(better, offsets.dtype.type(number), out=step)
-            np.maximum(offsets, step, out=offsets)
-        nan = np.isnan(y)
-        if nan.any():                               # PyTorch: the last NaN of the window
-            for number, window in enumerate(windows):
-                offsets[nan & np.isnan(window)] = number
-        if _is_padded(g):
-            lost = y == -np.inf                     # the max may sit in the padding
-            if lost.any():
-                offsets = np.where(lost, _first_inside(g).astype(offsets.dtype), offsets)
-    return y, offsets
-
-
-def _max_values(x: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    """y (N, C, *out) alone: a running np.maximum over the taps (NaN propagates)."""
-    xp = _padded(x, g, -np.inf, x.dtype)
-    taps = _taps(g)
-    y = xp[_tap(g, taps[0])].copy()                          # (N, C, *out)
-    for tap in taps[1:]:
-        np.maximum(y, xp[_tap(g, tap)], out=y)
-    return y
-
-
-def _first_inside(g: PoolGeometry) -> np.ndarray:
-    """(*out) the tap number of each window's first input position (PyTorch's choice when
-    every value is -inf): per axis the first tap j with o*s - lo + j*d >= 0."""
-    per_axis = [np.maximum(0, -((np.arange(o) * s - lo) // d)) for o, s, d, (lo, _) in
-                zip(g.out_size, g.stride, g.dilation, g.padding)]
-    return np.ravel_multi_index(np.meshgrid(*per_axis, indexing="ij"), g.kernel_size)
-
-
-def _max_backward(dy: np.ndarray, offsets: np.ndarray, g: PoolGeometry, dtype) -> np.ndarray:
-    """dx (N, C, *in): each dy entry sent to its window's chosen tap."""
-    dxp = _new_gradient(g, dtype)
-    disjoint = _windows_disjoint(g)
-    finite = bool(np.isfinite(dy).all())
-    chosen = np.empty(dy.shape, dtype=bool)
-    zero = np.zeros((), dtype=dtype)
-    with _quiet():
-        for number, taps in enumerate(_taps(g)):
-            np.equal(offsets, number, out=chosen)
-            view = dxp[_tap(g, taps)]
-            if finite:     # a product is branch-free; with Inf or NaN it would leak 0 * Inf
-                share = np.multiply(dy, chosen, out=view if disjoint else None, dtype=dtype)
-            else:
-                share = np.where(chosen, dy, zero)
-                if disjoint:
-                    view[...] = share
-            if not disjoint:
-                view += share
-    return _cropped(dxp, g)
-
-
-def _flat_indices(offsets: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    """PyTorch's indices (N, C, *out), int64: each max's flat position in its input plane."""
-    plane = np.cumprod((1,) + g.in_size[:0:-1])[::-1]        # row-major strides of *in
-    starts = np.meshgrid(*[np.arange(o) * s - lo for o, s, (lo, _) in
-                           zip(g.out_size, g.stride, g.padding)], indexing="ij")
-    base = sum(start * p for start, p in zip(starts, plane))  # (*out) first tap's position
-    step = np.array([sum(j * d * p for j, d, p in zip(taps, g.dilation, plane))
-                     for taps in _taps(g)], dtype=np.int64)  # (prod(k),) tap -> offset
-    return np.take(step, offsets) + base
-
-
-def _backward_from_indices(dy, indices, g: PoolGeometry, dtype, op: str) -> np.ndarray:
-    """dx (N, C, *in) by scattering dy at PyTorch-style flat ``indices``."""
+def _checked_record(record, g: PoolGeometry, op: str, name: str, limit: int, what: str,
+                    source: str) -> np.ndarray:
+    """What a forward kept (``indices`` or ``offsets``): integers of the output's shape in
+    [0, limit); returned batched."""
     shape = g.y_shape[1:] if g.unbatched else g.y_shape
-    indices = np.asarray(indices)
-    if indices.dtype.kind not in "iu" or indices.shape != shape:
-        raise ValueError(f"{op}: indices must be an integer array of the output's shape "
-                         f"{shape} (from return_indices=True), got {indices.dtype} of shape "
-                         f"{indices.shape}")
-    plane = int(np.prod(g.in_size))
-    if indices.size and (indices.min() < 0 or indices.max() >= plane):
-        raise ValueError(f"{op}: indices must lie in [0, {plane}) (positions in an input plane "
-                         f"of size {g.in_size}), got values from {indices.min()} to "
-                         f"{indices.max()}")
-    indices = indices.reshape(g.batch * g.channels, int(np.prod(g.out_size)))  # (N*C, P')
-    rows = np.arange(g.batch * g.channels, dtype=np.int64)[:, None] * plane
-    dx = np.zeros(g.batch * g.channels * plane, dtype=dtype)
-    np.add.at(dx, (indices + rows).ravel(), dy.astype(dtype, copy=False).ravel())
-    return dx.reshape(g.x_shape)
+    record = np.asarray(record)
+    if record.dtype.kind not in "iu" or record.shape != shape:
+        raise ValueError(f"{op}: {name} must be an integer array of the output's shape "
+                         f"{shape} (from {source}), got {record.dtype} of shape "
+                         f"{record.shape}")
+    if record.size and (record.min() < 0 or record.max() >= limit):
+        raise ValueError(f"{op}: {name} must lie in [0, {limit}) ({what}), got values from "
+                         f"{record.min()} to {record.max()}")
+    return record[np.newaxis] if g.unbatched else record
 
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -245,9 +83,9 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
     x, g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, nd=nd, op=op)
     return_indices = check_flag(return_indices, op, "return_indices")
     if not return_indices:
-        return _unbatched(_max_values(x, g), g)
-    y, offsets = _max_forward(x, g)
-    return _unbatched(y, g), _unbatched(_flat_indices(offsets, g), g)
+        return _unbatched(windows.max_values(x, g), g)
+    y, offsets = windows.max_forward(x, g)
+    return _unbatched(y, g), _unbatched(windows.flat_indices(offsets, g), g)
 
 
 def max_pool_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1,
@@ -266,27 +104,16 @@ def max_pool_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1,
     if indices is not None and offsets is not None:
         raise ValueError(f"{op}: give indices or offsets, not both")
     if indices is not None:
-        return _unbatched(_backward_from_indices(dy, indices, g, dtype, op), g)
+        indices = _checked_record(indices, g, op, "indices", int(np.prod(g.in_size)),
+                                  f"positions in an input plane of size {g.in_size}",
+                                  "return_indices=True")
+        return _unbatched(windows.scatter_indices(dy, indices, g, dtype), g)
     if offsets is None:
-        _, offsets = _max_forward(x, g)
+        _, offsets = windows.max_forward(x, g)
     else:
-        offsets = _checked_offsets(offsets, g, op)
-    return _unbatched(_max_backward(dy, offsets, g, dtype), g)
-
-
-def _checked_offsets(offsets, g: PoolGeometry, op: str) -> np.ndarray:
-    """offsets of the output's shape, tap numbers below prod(kernel_size); batched."""
-    shape = g.y_shape[1:] if g.unbatched else g.y_shape
-    offsets = np.asarray(offsets)
-    if offsets.dtype.kind not in "iu" or offsets.shape != shape:
-        raise ValueError(f"{op}: offsets must be an integer array of the output's shape "
-                         f"{shape} (from max_pool_offsets), got {offsets.dtype} of shape "
-                         f"{offsets.shape}")
-    if offsets.size and (offsets.min() < 0 or offsets.max() >= g.window_count):
-        raise ValueError(f"{op}: offsets must lie in [0, {g.window_count}) (taps of a "
-                         f"{g.kernel_size} window), got values from {offsets.min()} to "
-                         f"{offsets.max()}")
-    return offsets[np.newaxis] if g.unbatched else offsets
+        offsets = _checked_record(offsets, g, op, "offsets", g.window_count,
+                                  f"taps of a {g.kernel_size} window", "max_pool_offsets")
+    return _unbatched(windows.max_backward(dy, offsets, g, dtype), g)
 
 
 def max_pool_offsets(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -299,29 +126,12 @@ def max_pool_offsets(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
     """
     op = f"max_pool{nd}d"
     x, g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, nd=nd, op=op)
-    y, offsets = _max_forward(x, g)
+    y, offsets = windows.max_forward(x, g)
     return _unbatched(y, g), _unbatched(offsets, g)
 
 
 # ----------------------------------------------------------------------------------------
 # Average pooling
-
-
-def _avg_divisor(g: PoolGeometry, count_include_pad: bool, divisor_override):
-    """The divisor of every window: a number, or (*out) when windows differ (PyTorch:
-    positions inside the input and its padding with ``count_include_pad``, else inside
-    the input only; a ceil_mode window hanging past the padding counts what it covers)."""
-    if divisor_override is not None:
-        return divisor_override
-    counts = []
-    for o, k, s, n, (lo, hi) in zip(g.out_size, g.kernel_size, g.stride, g.in_size,
-                                    g.padding):
-        start = np.arange(o) * s - lo                         # (o,) first positions
-        low, high = (-lo, n + hi) if count_include_pad else (0, n)
-        counts.append(np.minimum(start + k, high) - np.maximum(start, low))
-    if all((c == k).all() for c, k in zip(counts, g.kernel_size)):
-        return g.window_count
-    return np.prod(np.meshgrid(*counts, indexing="ij"), axis=0)   # (*out)
 
 
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -335,14 +145,8 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     x, g = pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, nd=nd, op=op)
     count_include_pad, divisor_override = check_avg_options(count_include_pad,
                                                             divisor_override, op)
-    xp = _padded(x, g, 0, g.dtype)                           # float16 sums in float32
-    windows = [xp[_tap(g, taps)] for taps in _taps(g)]
-    with _quiet():
-        y = windows[0].copy()                                # (N, C, *out)
-        for window in windows[1:]:
-            y += window
-        y /= _avg_divisor(g, count_include_pad, divisor_override)
-    return _unbatched(y.astype(x.dtype, copy=False), g)
+    y = windows.avg_forward(x, g, count_include_pad, divisor_override)
+    return _unbatched(y, g)
 
 
 def avg_pool_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -353,19 +157,9 @@ def avg_pool_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=Fals
     count_include_pad, divisor_override = check_avg_options(count_include_pad,
                                                             divisor_override, op)
     dy = _batched_dy(dy, g, op)
-    dtype = np.result_type(g.dtype, dy)
-    dxp = _new_gradient(g, dtype)
-    disjoint = _windows_disjoint(g)
-    with _quiet():
-        share = dy / np.asarray(_avg_divisor(g, count_include_pad, divisor_override),
-                                dtype=dtype)              # (N, C, *out)
-        for taps in _taps(g):
-            view = dxp[_tap(g, taps)]
-            if disjoint:
-                view[...] = share
-            else:
-                view += share
-    return _unbatched(_cropped(dxp, g).astype(np.result_type(x, dy), copy=False), g)
+    dx = windows.avg_backward(dy, g, count_include_pad, divisor_override,
+                              np.result_type(g.dtype, dy))
+    return _unbatched(dx.astype(np.result_type(x, dy), copy=False), g)
 
 
 # ----------------------------------------------------------------------------------------
