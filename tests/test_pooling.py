@@ -104,6 +104,7 @@ MAX_GRID = [
     (3, (1, 2, 6, 5, 7), dict(kernel_size=(3, 2, 3), stride=(2, 1, 2), padding=(1, 0, 1),
                               dilation=(1, 2, 1), ceil_mode=True)),
     (3, (2, 4, 5, 4), dict(kernel_size=3, stride=2, padding=1)),             # unbatched
+    (3, (1, 2, 9, 9, 9), dict(kernel_size=7, stride=2, padding=3)),          # 343 taps: uint16
 ]
 
 AVG_GRID = [
