@@ -8,6 +8,7 @@ ours and PyTorch's alternating (interleaved pairs); median, min and max per work
 
 With several --src, each round runs every version once, in turn, in a fresh process
 (PYTHONPATH set to that src), so all versions see the same machine load. Not a test.
+Needs PyTorch and threadpoolctl (the `bench` and `test` extras).
 """
 from __future__ import annotations
 
