@@ -12,8 +12,8 @@ kind of picture from any image, one small step each:
    light the image is inverted, then stretched so the background is 0 and the ink 1.
 3. :func:`crop_to_ink`: cut to the bounding box of the pixels with ink above ``INK``.
 4. :func:`pad_to_square`: centre the crop in a square of zeros (the aspect kept).
-5. :func:`resize`: 8x8 by area averaging (anti-aliased: each output pixel is the mean of
-   the square's pixels under it, as the 4x4 block counts were).
+5. :func:`resize`: 8x8 by exact area averaging (anti-aliased: each output pixel is the
+   mean of the square under it, as the 4x4 block counts were).
 6. :func:`scale_to_pixel_max`: stretch so the brightest pixel is 16.
 
 :func:`write_digit_png` writes the 8x8 result, enlarged, so a user can see what the
@@ -133,11 +133,16 @@ def pad_to_square(crop: np.ndarray) -> np.ndarray:
 
 
 def resize(square: np.ndarray, size: int = SIZE) -> np.ndarray:
-    """``square`` (s, s) to (size, size) by area averaging: each output pixel is the mean of
-    the input pixels it covers (fractional pixels weighted by their covered part)."""
-    Image = _pillow()
-    image = Image.fromarray(np.ascontiguousarray(square, dtype=np.float32))   # mode F
-    return np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.float64)
+    """``square`` (s, s) to (size, size) by area averaging: each output pixel is the mean
+    of the input it covers, a pixel cut by its edge counted by the part inside.
+
+    Exact for any s: repeating every pixel ``size`` times along an axis makes s * size
+    samples, of which each output pixel takes a run of s (one axis at a time).
+    """
+    square = np.asarray(square, dtype=np.float64)
+    side = square.shape[0]
+    rows = np.repeat(square, size, axis=0).reshape(size, side, side).mean(axis=1)  # (size, s)
+    return np.repeat(rows, size, axis=1).reshape(size, size, side).mean(axis=2)    # (size, size)
 
 
 def scale_to_pixel_max(small: np.ndarray, pixel_max: float = PIXEL_MAX) -> np.ndarray:
