@@ -131,11 +131,15 @@ def main(argv=None) -> int:
     from .._optional import MissingExtra
     prefix = "convgrad"
     try:
-        with _one_line_warnings(prefix):
-            args = build_parser().parse_args(argv)     # usage errors: SystemExit(2)
-        prefix = f"convgrad {args.command}"
-        with _one_line_warnings(prefix):
-            return args.run(args)
+        try:
+            with _one_line_warnings(prefix):
+                args = build_parser().parse_args(argv)     # usage errors: SystemExit(2)
+            prefix = f"convgrad {args.command}"
+            with _one_line_warnings(prefix):
+                status = args.run(args)
+        finally:
+            sys.stdout.flush()         # a closed pipe shows here, not at the interpreter's exit
+        return status
     except BrokenPipeError:
         return _quiet_closed_pipe()
     except KeyboardInterrupt:
