@@ -240,8 +240,6 @@ def test_digits_commands_never_traceback_nor_run_unbounded(argv, files, stubs):
     check_run(argv, files)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12: findings in check/bench/explain/grade "
-                   "reported to their owners; make strict once they are fixed")
 @FUZZ
 @given(argv=argument_lists(OTHERS))
 def test_other_commands_never_traceback_nor_run_unbounded(argv, files, stubs):
@@ -257,10 +255,13 @@ def _finding(owner, argv, what, limit=LIMIT):
     _finding("grade", ["check", "--x", "2,3,7,7,7,7", "--w", "4,3,3,3,3,3"],
              "AttributeError (no conv4d)"),
     _finding("grade", ["check", "--x", "5,5", "--w", "5,5"], "AttributeError (no conv0d)"),
-    _finding("grade", ["check", "--x", "1,1,3", "--w", "4", "--transposed", "--groups",
-                       "4294967296"], "IndexError"),
+    _finding("grade", ["check", "--x", "1", "--w", "4,3,3,3,3,3", "--transposed"],
+             "AttributeError (no conv_transpose-1d)"),
+    _finding("grade", ["check", "--x", "2,3,7,7", "--w", "0", "--transposed"], "IndexError"),
     _finding("grade", ["check", "--x", "4", "--w", "1,1,3", "--transposed", "--groups",
                        "4294967296"], "NumPy's 'Unable to allocate 32.0 GiB'"),
+    _finding("grade", ["check", "--x", "1,1,4,4", "--w", "1,1,100000,100000", "--padding",
+                       "1"], "NumPy's 'Unable to allocate 74.5 GiB'"),
     _finding("explorer", ["explain", "--x", "10,10", "--w", "3,3", "--padding", "40"],
              "runs for minutes (the size bound does not count the padding)", limit=5),
 ])

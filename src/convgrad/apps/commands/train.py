@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from .. import options
+from ..digits import MAX_EPOCHS
+from ..digits_data import MAX_SEED
 
-MAX_EPOCHS = 1000           # about 6 minutes here; accuracy levels off after about 10
-MAX_SEED = 2**32 - 1        # scikit-learn's random_state
 epochs_option = options.int_between(
     1, MAX_EPOCHS, " (the command line's bound, about 6 minutes; longer runs: call "
     "convgrad.apps.digits.train from Python)")
