@@ -116,7 +116,7 @@ def _kind(option, choices):
     name = option.lstrip("-")
     if choices:
         kind = list(choices)
-    elif name in ("x", "w", "input", "weight") or "shape" in name:
+    elif name in ("x", "w", "input", "weight") or "shape" in name or "size" in name:
         kind = SHAPES
     elif "padding" in name:
         kind = PADDINGS
@@ -262,7 +262,8 @@ def _finding(owner, argv, what, limit=LIMIT):
                        "4294967296"], "NumPy's 'Unable to allocate 32.0 GiB'"),
     _finding("grade", ["check", "--x", "1,1,4,4", "--w", "1,1,100000,100000", "--padding",
                        "1"], "NumPy's 'Unable to allocate 74.5 GiB'"),
-    _finding("explorer", ["explain", "--x", "10,10", "--w", "3,3", "--padding", "40"],
+    _finding("explorer", ["explain", "--input-size", "10,10", "--kernel-size", "3,3",
+                          "--padding", "40"],
              "runs for minutes (the size bound does not count the padding)", limit=5),
 ])
 def test_known_findings_in_other_commands(argv, limit, files, stubs):
