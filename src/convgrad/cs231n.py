@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional, pooling
-from .geometry import as_float_array, check_shape, pool_geometry
+from .geometry import as_float_array, check_batched, check_shape, pool_geometry
 from .gradcheck import central_difference, numerical_gradient
 from .gradcheck import rel_error as _rel_error
 
@@ -63,14 +63,20 @@ def _conv_keywords(conv_param) -> dict:
                 groups=p.get("groups", 1))
 
 
+def _name(direction: str, algorithm: str) -> str:
+    return f"conv_{direction}_{'naive' if algorithm == 'reference' else 'fast'}"
+
+
 def _conv_forward(x, w, b, conv_param, algorithm):
     keywords = _conv_keywords(conv_param)
+    check_batched(x, 2, _name("forward", algorithm))       # the course's x is (N, C, H, W)
     out = functional.conv2d(x, w, b, algorithm=algorithm, **keywords)
     return out, (x, w, b, conv_param)
 
 
 def _conv_backward(dout, cache, algorithm):
     x, w, b, conv_param = _unpack(cache, 4, "conv")
+    check_batched(x, 2, _name("backward", algorithm), "the cached x")
     return functional.conv2d_backward(dout, x, w, b, algorithm=algorithm,
                                       **_conv_keywords(conv_param))
 

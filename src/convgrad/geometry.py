@@ -332,12 +332,14 @@ def _check_ndim(a: np.ndarray, name: str, nd: int, layout: str, op: str) -> None
                          f"of shape {a.shape}")
 
 
-def check_batched(x, nd: int, op: str, name: str = "x") -> None:
-    """Refuse an array-like ``x`` that is not (N, C, *spatial) (for APIs without unbatched)."""
-    ndim = np.ndim(x) if isinstance(x, np.ndarray) else None
-    if ndim is not None and ndim != nd + 2:
-        raise ValueError(f"{op}: {name} must be {nd + 2}-D {_LAYOUTS[nd]}, got a {ndim}-D "
+def check_batched(x, nd: int, op: str, name: str = "x") -> np.ndarray:
+    """``x`` as a float array of ndim nd + 2, (N, C, *spatial), for the APIs that take no
+    unbatched input (cs231n's); other problems are left to the geometry's own checks."""
+    x = as_float_array(x, f"{op}: {name}")
+    if x.ndim != nd + 2:
+        raise ValueError(f"{op}: {name} must be {nd + 2}-D {_LAYOUTS[nd]}, got a {x.ndim}-D "
                          f"array of shape {x.shape}")
+    return x
 
 
 def _check_input_ndim(a: np.ndarray, name: str, nd: int, op: str) -> bool:
