@@ -279,7 +279,7 @@ def _check_mode_fits(op: str, nd: int, in_size, padding, mode: str, x_name: str 
             raise ValueError(
                 f"{op}: padding ({lo}, {hi}) along {axis} is too large for "
                 f"padding_mode={mode!r}: {x_name} has size {n} along {axis}, and {mode} "
-                f"padding must be {rule} the size ({limit} per side at most); use less "
+                f"padding must be {rule} the size, so at most {limit} per side; use less "
                 f"padding, a larger input, or padding_mode='replicate' or 'zeros'")
 
 
