@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import convgrad as cg
 from convgrad.gradcheck import gradgradcheck
 from helpers import rel_err
-from parity_oracles import (torch, torch_conv_graph, torch_conv_transpose_graph,
+from parity_oracles import (conv_pads, torch, torch_conv_graph, torch_conv_transpose_graph,
                             torch_second_order)
 
 CONV = {1: cg.conv1d, 2: cg.conv2d, 3: cg.conv3d}
@@ -156,7 +156,13 @@ def conv_geometries(draw, transposed=False):
         size = [d * (k - 1) + 1 - lo - hi + draw(st.integers(0, 4)) for k, d, (lo, hi)
                 in zip(kernel, dilation, pads)]
         size = [max(s, 1) for s in size]
-        return (n, c, *size), (f, c // groups, *kernel), kw
+        x_shape, w_shape = (n, c, *size), (f, c // groups, *kernel)
+        mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+        room = {"reflect": 1, "circular": 0}.get(mode, -99)     # PyTorch's limits
+        if any(max(p) > m - room for p, m in zip(conv_pads(x_shape, w_shape, **kw), size)):
+            mode = "replicate"
+        kw["padding_mode"] = mode
+        return x_shape, w_shape, kw
     size = [draw(st.integers(1, 4)) for _ in range(nd)]
     if form not in ("same", "valid"):                  # strings set the size themselves
         extra = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation)]
@@ -366,3 +372,34 @@ def test_hessian_vector_product_matches_torch():
     (grad,) = torch.autograd.grad(loss, tw, create_graph=True)
     (thvp,) = torch.autograd.grad((grad * torch.tensor(u)).sum(), tw)
     assert rel_err(hvp, thvp.numpy()) < 1e-10
+
+
+# ----------------------------------------------------------------------------------------
+# Garbage in: only ValueError or TypeError come out
+
+_garbage = st.one_of(st.none(), st.integers(-2, 3), st.floats(width=32), st.text(max_size=3),
+                     st.sampled_from([np.zeros(()), np.zeros((2, 3)), np.zeros((1, 2, 5, 5)),
+                                      np.zeros((4, 2, 3, 3)), np.zeros((1, 4, 3, 3)),
+                                      np.zeros(4), np.zeros(3), np.zeros((1, 2, 5, 5), complex),
+                                      np.zeros((2, 5, 5)), np.zeros((4, 3, 3))]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_double_backward_garbage_raises_only_value_or_type_errors(data):
+    function = data.draw(st.sampled_from([cg.conv2d_double_backward,
+                                          cg.conv_transpose2d_double_backward]))
+    args = [data.draw(_garbage) for _ in range(7)]
+    keywords = {name: data.draw(st.one_of(_garbage, st.sampled_from(
+        ["same", "valid", "reflect", "circular", 1, 2, (1, (0, 1))])))
+        for name in data.draw(st.sets(st.sampled_from(["stride", "padding", "dilation",
+                                                        "groups", "algorithm"])))}
+    if function is cg.conv2d_double_backward and data.draw(st.booleans()):
+        keywords["padding_mode"] = data.draw(st.one_of(_garbage, st.sampled_from(MODES)))
+    try:
+        function(*args, **keywords)
+    except (ValueError, TypeError):
+        pass
+
+
+MODES = ["zeros", "reflect", "replicate", "circular"]
