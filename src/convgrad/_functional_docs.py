@@ -9,8 +9,9 @@ _CONV = """{nd}-D convolution, a cross-correlation (as in PyTorch): y = x * w + 
 
     {formula}
 
-    where xp is x padded (with zeros, or by ``padding_mode``), G = groups,
-    g(f) = f // (F/G) is the group of filter f, and c runs over that group's C/G channels
+    where xp is x padded (with zeros, or by ``padding_mode``),
+    {letters} the stride and dilation, G = groups, g(f) = f // (F/G) the group
+    of filter f, and c runs over that group's C/G channels
     (docs/math.md#the-forward-index-map).
 
     Shape:
@@ -66,7 +67,8 @@ _DOUBLE = """Second-order gradients of :func:`conv{nd}d`: the backward of conv{n
     Shape:
         g_dx: x's shape    g_dw: w's shape    g_db: (F,)  (each may be None, meaning zero;
         g_db must be None when b is None)
-        dy, x, w, b: as in conv{nd}d_backward: dy {y}, x {x} (or unbatched {yu}, {xu})
+        dy, x, w, b: as in conv{nd}d_backward: dy {y}, x {x}
+            (or unbatched: dy {yu}, x {xu})
         g_dy, g_x, g_w: the shapes and dtypes of dy, x, w
 
     The keywords are those of the forward call, padding_mode included. This is what
@@ -124,7 +126,8 @@ _TRANSPOSE_DOUBLE = """Second-order gradients of :func:`conv_transpose{nd}d`.
 
     Shape:
         g_dx: x's shape    g_dw: w's shape    g_db: (C_out,)  (each may be None = zero)
-        dy: {y}    x: {x} (or unbatched {yu}, {xu})
+        dy: {y}    x: {x}
+            (or unbatched: dy {yu}, x {xu})
         g_dy, g_x, g_w: the shapes and dtypes of dy, x, w
 
     Examples:
@@ -134,19 +137,19 @@ _SHAPES = {
     1: dict(x="(N, C, L)", xu="(C, L)", w="(F, C/groups, K)", y="(N, F, L')", yu="(F, L')",
             out="L' = floor((L + pad_lo + pad_hi - dilation*(K-1) - 1) / stride) + 1",
             formula="y[n, f, i] = b[f] + sum_{c, k} w[f, c, k] * xp[n, g(f)*C/G + c, "
-                    "s*i + d*k]\n\n    with stride s and dilation d"),
+                    "s*i + d*k]", letters="s and d"),
     2: dict(x="(N, C, H, W)", xu="(C, H, W)", w="(F, C/groups, HH, WW)", y="(N, F, H', W')",
             yu="(F, H', W')",
             out="H' = floor((H + pad_top + pad_bottom - dilation*(HH-1) - 1) / stride) + 1",
             formula="y[n, f, i, j] = b[f] + sum_{c, k, l} w[f, c, k, l]\n"
-                    "                     * xp[n, g(f)*C/G + c, sh*i + dh*k, sw*j + dw*l]\n\n"
-                    "    with strides (sh, sw) and dilations (dh, dw)"),
+                    "                     * xp[n, g(f)*C/G + c, sh*i + dh*k, sw*j + dw*l]",
+            letters="(sh, sw) and (dh, dw)"),
     3: dict(x="(N, C, D, H, W)", xu="(C, D, H, W)", w="(F, C/groups, KD, KH, KW)",
             y="(N, F, D', H', W')", yu="(F, D', H', W')",
             out="D' = floor((D + pad_lo + pad_hi - dilation*(KD-1) - 1) / stride) + 1",
             formula="y[n, f, t, i, j] = b[f] + sum_{c, m, k, l} w[f, c, m, k, l]\n"
-                    "        * xp[n, g(f)*C/G + c, sd*t + dd*m, sh*i + dh*k, sw*j + dw*l]\n\n"
-                    "    with strides (sd, sh, sw) and dilations (dd, dh, dw)"),
+                    "        * xp[n, g(f)*C/G + c, sd*t + dd*m, sh*i + dh*k, sw*j + dw*l]",
+            letters="(sd, sh, sw) and (dd, dh, dw)"),
 }
 
 _TRANSPOSE_SHAPES = {
