@@ -1,6 +1,6 @@
 """The geometry of an N-d convolution: every argument normalized and validated, once.
 
-Notation (conv-math.md), for ``nd`` spatial axes:
+Notation (docs/math.md#notation), for ``nd`` spatial axes:
 
     x  (N, C, *in_size)            input batch, e.g. (N, C, H, W)
     w  (F, C // G, *kernel_size)   filters, e.g. (F, C/G, HH, WW); G = groups

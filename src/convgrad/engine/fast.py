@@ -7,7 +7,7 @@ matrix product, groups being its leading axis (never a Python loop):
     cols  (G, C/G * prod(K), n * P)   the im2col buffer of a chunk of n samples
     y     (G, F/G, n * P)  = w (G, F/G, C/G * prod(K)) @ cols
 
-The backward pass is the same machinery with the roles swapped (conv-math.md):
+The backward pass is the same machinery with the roles swapped (docs/math.md):
 
 * dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads;
 * dx at stride 1 is a forward correlation of the padded dy with the rotated filters
@@ -174,7 +174,7 @@ def _rotated_swapped(w: np.ndarray, groups: int) -> np.ndarray:
 def _swapped_geometry(g: ConvGeometry) -> ConvGeometry:
     """dx at stride 1 as a forward correlation: dy (N, F, *out) -> dx (N, C, *in).
 
-    Padding kd-1-lo before and in+kd-1-out-(kd-1-lo) after (conv-math.md with s = 1).
+    Padding kd-1-lo before and in+kd-1-out-(kd-1-lo) after (docs/math.md#the-input-gradient-dx with s = 1).
     """
     padding = tuple((kd - 1 - lo, n + kd - 1 - o - (kd - 1 - lo))
                     for n, o, kd, (lo, _) in zip(g.in_size, g.out_size, g.kernel_extent,

@@ -1,7 +1,7 @@
 """Convolution layers: Conv1d/2d/3d and ConvTranspose1d/2d/3d, PyTorch's arguments.
 
 The layers hold the parameters and call :mod:`convgrad.functional` for all arithmetic;
-nothing about convolution is computed here. Notation (conv-math.md), 2-D:
+nothing about convolution is computed here. Notation (docs/math.md#notation), 2-D:
 
     x  (N, C, H, W)          input, C = in_channels
     w  (F, C/G, HH, WW)      Conv2d weight, F = out_channels, G = groups
