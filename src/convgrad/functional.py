@@ -133,9 +133,9 @@ def _conv(nd, op, x, w, b, stride, padding, dilation, groups, algorithm, padding
                                 padding_mode)
     maps = _Maps(algorithm, op, g)
     check_allocation(g.y_shape, g.dtype, f"{op}: the output")
-    with _quiet():
+    with _quiet():                          # float16 out: the cast may overflow to inf
         y = _add_bias(maps.forward(_as(x, g), _as(w, g)), b)
-    y = y.astype(_out_dtype(x, w, b), copy=False)
+        y = y.astype(_out_dtype(x, w, b), copy=False)
     return y[0] if g.unbatched else y
 
 
@@ -150,7 +150,7 @@ def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algor
         dx = maps.grad_input(dy_g, _as(w, g))
         dw = maps.grad_weight(dy_g, _as(x, g))
         db = _bias_grad(dy_g, b)
-    return _like(dx, x, g), dw.astype(w.dtype, copy=False), db
+        return _like(dx, x, g), dw.astype(w.dtype, copy=False), db
 
 
 def _conv_double_backward(nd, op, g_dx, g_dw, g_db, dy, x, w, b, stride, padding, dilation,
@@ -173,7 +173,7 @@ def _conv_double_backward(nd, op, g_dx, g_dw, g_db, dy, x, w, b, stride, padding
             g_dy += maps.forward(x_g, g_dw_g)
             g_x = maps.grad_input(dy_g, g_dw_g)
         _add_bias(g_dy, g_db)                 # db = sum(dy)
-    return _like(g_dy, dy, g), _like(g_x, x, g), g_w.astype(w.dtype, copy=False)
+        return _like(g_dy, dy, g), _like(g_x, x, g), g_w.astype(w.dtype, copy=False)
 
 
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
@@ -246,9 +246,9 @@ def _conv_transpose(nd, op, x, w, b, stride, padding, output_padding, groups, di
                                      groups, dilation)
     maps = _Maps(algorithm, op, g)
     check_allocation(g.x_shape, g.dtype, f"{op}: the output")
-    with _quiet():
+    with _quiet():                          # float16 out: the cast may overflow to inf
         y = _add_bias(maps.grad_input(_as(x, g), _as(w, g)), b)
-    y = y.astype(_out_dtype(x, w, b), copy=False)
+        y = y.astype(_out_dtype(x, w, b), copy=False)
     return y[0] if g.unbatched else y
 
 
@@ -263,7 +263,7 @@ def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_paddin
         dx = maps.forward(dy_g, _as(w, g))
         dw = maps.grad_weight(_as(x, g), dy_g)
         db = _bias_grad(dy_g, b)
-    return _like(dx, x, g), dw.astype(w.dtype, copy=False), db
+        return _like(dx, x, g), dw.astype(w.dtype, copy=False), db
 
 
 def _conv_transpose_double_backward(nd, op, g_dx, g_dw, g_db, dy, x, w, b, stride, padding,
@@ -286,7 +286,7 @@ def _conv_transpose_double_backward(nd, op, g_dx, g_dw, g_db, dy, x, w, b, strid
             g_dy += maps.grad_input(x_g, g_dw_g)
             g_x = maps.forward(dy_g, g_dw_g)
         _add_bias(g_dy, g_db)                 # db = sum(dy)
-    return _like(g_dy, dy, g), _like(g_x, x, g), g_w.astype(w.dtype, copy=False)
+        return _like(g_dy, dy, g), _like(g_x, x, g), g_w.astype(w.dtype, copy=False)
 
 
 def conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,

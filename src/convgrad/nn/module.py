@@ -32,6 +32,10 @@ __all__ = ["Module", "IncompatibleKeys"]
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 IncompatibleKeys.__doc__ = """What load_state_dict(strict=False) skipped: two lists of keys."""
 
+# Layers compute with NaN and inf as PyTorch does (overflow gives inf, inf - inf gives
+# NaN), silently: NumPy's warnings would only be noise. A decorator, safe across threads.
+quiet_arithmetic = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
 
 def _indent(text: str, spaces: int = 2) -> str:
     """Indent every line of ``text`` but the first."""
