@@ -117,10 +117,19 @@ def _pool_keywords(pool_param) -> dict:
     return dict(kernel_size=(p["pool_height"], p["pool_width"]), stride=p["stride"])
 
 
+def _pool_cache(cache):
+    """(x, pool_param, offsets or None) from a naive (x, pool_param) or fast cache."""
+    if isinstance(cache, tuple) and len(cache) == 3:
+        return cache
+    x, pool_param = _unpack(cache, 2, "max_pool")
+    return x, pool_param, None
+
+
 def max_pool_forward_naive(x, pool_param):
     """Max pooling with loops over (n, c, i, j), as the course writes it. (out, cache)."""
     keywords = _pool_keywords(pool_param)
-    x_arr, g = pool_geometry(x, nd=2, op="max_pool_forward_naive", **keywords)
+    x_arr, g = pool_geometry(x, nd=2, op="max_pool_forward_naive", batched_only=True,
+                             **keywords)
     (ph, pw), (sh, sw) = g.kernel_size, g.stride
     out = np.empty(g.y_shape, dtype=x_arr.dtype)
     for n, c, i, j in np.ndindex(*g.y_shape):
@@ -130,9 +139,10 @@ def max_pool_forward_naive(x, pool_param):
 
 def max_pool_backward_naive(dout, cache):
     """Each dout entry goes to the (first) maximum of its window. Returns dx."""
-    x, pool_param = _unpack(cache, 2, "max_pool")
+    x, pool_param, _ = _pool_cache(cache)
     keywords = _pool_keywords(pool_param)
-    x_arr, g = pool_geometry(x, nd=2, op="max_pool_backward_naive", **keywords)
+    x_arr, g = pool_geometry(x, nd=2, op="max_pool_backward_naive", batched_only=True,
+                             **keywords)
     dout = check_shape(dout, g.y_shape, "max_pool_backward_naive", "dout")
     (ph, pw), (sh, sw) = g.kernel_size, g.stride
     dx = np.zeros(x_arr.shape, dtype=np.result_type(x_arr, dout))
@@ -144,13 +154,23 @@ def max_pool_backward_naive(dout, cache):
 
 
 def max_pool_forward_fast(x, pool_param):
-    """Vectorized max pooling (any sizes, no Cython). (out, cache); cache fits both backwards."""
-    return pooling.max_pool2d(x, **_pool_keywords(pool_param)), (x, pool_param)
+    """Vectorized max pooling (any sizes, no Cython). Returns (out, cache).
+
+    The cache (x, pool_param, offsets) keeps where each maximum was, so the fast backward
+    does not search again; it also fits max_pool_backward_naive.
+    """
+    keywords = _pool_keywords(pool_param)
+    pool_geometry(x, nd=2, op="max_pool_forward_fast", batched_only=True, **keywords)
+    out, offsets = pooling.max_pool_offsets(x, **keywords)
+    return out, (x, pool_param, offsets)
 
 
 def max_pool_backward_fast(dout, cache):
-    x, pool_param = _unpack(cache, 2, "max_pool")
-    return pooling.max_pool2d_backward(dout, x, **_pool_keywords(pool_param))
+    """dx from a fast cache (maxima kept) or a naive one (maxima found again)."""
+    x, pool_param, offsets = _pool_cache(cache)
+    keywords = _pool_keywords(pool_param)
+    pool_geometry(x, nd=2, op="max_pool_backward_fast", batched_only=True, **keywords)
+    return pooling.max_pool2d_backward(dout, x, offsets=offsets, **keywords)
 
 
 # ----------------------------------------------------------------------------------------
@@ -167,7 +187,14 @@ def relu_backward(dout, cache):
     """dx = dout where x > 0."""
     x = cache
     dout = check_shape(dout, np.shape(x), "relu_backward", "dout", "x's shape")
-    return np.where(x > 0, dout, 0).astype(np.result_type(x, dout), copy=False)
+    dtype = np.result_type(x, dout)
+    # A product is ~10x faster than np.where on a random mask; where 0 * Inf or 0 * NaN
+    # would leak a NaN (one shows in the product), np.where gives the exact answer.
+    with np.errstate(invalid="ignore"):
+        dx = np.multiply(dout, np.greater(x, 0), dtype=dtype)
+    if dx.size and np.isnan(dx.max()):
+        dx = np.where(np.greater(x, 0), dout, 0).astype(dtype, copy=False)
+    return dx
 
 
 def affine_forward(x, w, b):
