@@ -17,6 +17,8 @@ Shapes: x (N, C, H, W), w (F, C, HH, WW), b (F,), out (N, F, H', W').
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import functional, pooling
@@ -35,6 +37,12 @@ __all__ = [
 ]
 
 _POOL_KEYS = ("pool_height", "pool_width", "stride")
+
+
+def __dir__():
+    """The course's names only (what ``from convgrad.cs231n import *`` gives, and what tab
+    completion and dir() show), not the helpers this module imports from convgrad."""
+    return sorted(__all__)
 
 
 def _checked_param(param, name: str, required: tuple, optional: tuple = ()) -> dict:
@@ -63,22 +71,39 @@ def _conv_keywords(conv_param) -> dict:
                 groups=p.get("groups", 1))
 
 
-def _name(direction: str, algorithm: str) -> str:
-    return f"conv_{direction}_{'naive' if algorithm == 'reference' else 'fast'}"
+# the core's words -> the course's: "conv2d: padding must ..." -> "conv_forward_naive:
+# conv_param['pad'] must ...", "conv2d_backward: dy ..." -> "conv_backward_naive: dout ..."
+_CORE_WORDS = re.compile(r"^conv2d(?:_backward)?: (padding|stride|dilation|groups|dy)\b")
+_COURSE_WORDS = {"padding": "conv_param['pad']", "stride": "conv_param['stride']",
+                 "dilation": "conv_param['dilation']", "groups": "conv_param['groups']",
+                 "dy": "dout"}
 
 
-def _conv_forward(x, w, b, conv_param, algorithm):
+def _in_course_words(error: Exception, function: str) -> Exception:
+    """The same error, its message speaking of the course's names and ``function``."""
+    message = _CORE_WORDS.sub(lambda m: f"{function}: {_COURSE_WORDS[m.group(1)]}", str(error))
+    message = re.sub(r"^conv2d(?:_backward)?: ", f"{function}: ", message)
+    return type(error)(message)
+
+
+def _conv_forward(x, w, b, conv_param, algorithm, function):
     keywords = _conv_keywords(conv_param)
-    check_batched(x, 2, _name("forward", algorithm))       # the course's x is (N, C, H, W)
-    out = functional.conv2d(x, w, b, algorithm=algorithm, **keywords)
+    check_batched(x, 2, function)                          # the course's x is (N, C, H, W)
+    try:
+        out = functional.conv2d(x, w, b, algorithm=algorithm, **keywords)
+    except (ValueError, TypeError) as error:
+        raise _in_course_words(error, function) from None
     return out, (x, w, b, conv_param)
 
 
-def _conv_backward(dout, cache, algorithm):
+def _conv_backward(dout, cache, algorithm, function):
     x, w, b, conv_param = _unpack(cache, 4, "conv")
-    check_batched(x, 2, _name("backward", algorithm), "the cached x")
-    return functional.conv2d_backward(dout, x, w, b, algorithm=algorithm,
-                                      **_conv_keywords(conv_param))
+    keywords = _conv_keywords(conv_param)
+    check_batched(x, 2, function, "the cached x")
+    try:
+        return functional.conv2d_backward(dout, x, w, b, algorithm=algorithm, **keywords)
+    except (ValueError, TypeError) as error:
+        raise _in_course_words(error, function) from None
 
 
 def _unpack(cache, n, what):
@@ -90,22 +115,22 @@ def _unpack(cache, n, what):
 
 def conv_forward_naive(x, w, b, conv_param):
     """Convolution forward on the reference loops. Returns (out, cache)."""
-    return _conv_forward(x, w, b, conv_param, "reference")
+    return _conv_forward(x, w, b, conv_param, "reference", "conv_forward_naive")
 
 
 def conv_backward_naive(dout, cache):
     """Convolution backward on the reference loops. Returns (dx, dw, db)."""
-    return _conv_backward(dout, cache, "reference")
+    return _conv_backward(dout, cache, "reference", "conv_backward_naive")
 
 
 def conv_forward_fast(x, w, b, conv_param):
     """Convolution forward on the BLAS engine; its cache also fits conv_backward_naive."""
-    return _conv_forward(x, w, b, conv_param, "fast")
+    return _conv_forward(x, w, b, conv_param, "fast", "conv_forward_fast")
 
 
 def conv_backward_fast(dout, cache):
     """Convolution backward on the BLAS engine; accepts naive caches too."""
-    return _conv_backward(dout, cache, "fast")
+    return _conv_backward(dout, cache, "fast", "conv_backward_fast")
 
 
 # ----------------------------------------------------------------------------------------
