@@ -29,6 +29,10 @@ PyTorch) are imported by the modules that use them; ``convgrad.nn``, ``convgrad.
 used, so ``import convgrad as cg; cg.nn.Conv2d`` works and the import stays fast. The
 command line: ``convgrad --help``.
 """
+import importlib
+import sys
+import types
+
 from .functional import (conv1d, conv1d_backward, conv1d_double_backward, conv2d,
                          conv2d_backward, conv2d_double_backward, conv3d, conv3d_backward,
                          conv3d_double_backward, conv_transpose1d, conv_transpose1d_backward,
@@ -54,13 +58,17 @@ __all__ = [
 _LAZY_SUBMODULES = ("nn", "cs231n", "gradcheck", "pooling")
 
 
-def __getattr__(name: str):
-    """``convgrad.nn`` (and the other submodules above) on first use."""
-    if name in _LAZY_SUBMODULES:
-        import importlib
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class _Package(types.ModuleType):
+    """convgrad's module type: the submodules above are imported on first attribute use
+    (a method here rather than a module-level ``__getattr__``, which help() would list)."""
+
+    def __getattr__(self, name: str):
+        if name in _LAZY_SUBMODULES:
+            return importlib.import_module(f".{name}", __name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(_LAZY_SUBMODULES))
 
 
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+sys.modules[__name__].__class__ = _Package
