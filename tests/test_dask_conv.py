@@ -211,3 +211,37 @@ def test_without_the_extra_the_message_names_it():
                   "try:\n    import convgrad.dask\n"
                   "except ImportError as error:\n    print(error)")
     assert "pip install 'convgrad[dask]'" in run.stdout, run.stdout + run.stderr
+
+
+def test_padding_modes_and_unbatched_inputs_equal_numpy(client):
+    rng = np.random.default_rng(11)
+    lazy, expected = [], []
+    x, w, b = rng.standard_normal((3, 2, 9, 8)), rng.standard_normal((4, 2, 3, 3)), \
+        rng.standard_normal(4)
+    for mode in ("reflect", "replicate", "circular"):
+        keywords = dict(stride=2, padding=((2, 1), (1, 1)), padding_mode=mode)
+        y = convgrad.conv2d(x, w, b, **keywords)
+        dy = rng.standard_normal(y.shape)
+        lazy += [cdask.conv2d(chunked(x, (1, 2), (4, 3)), w, b, **keywords),  # merged
+                 *cdask.conv2d_backward(chunked(dy, 2), chunked(x, 1), w, b, **keywords)]
+        expected += [y, *convgrad.conv2d_backward(dy, x, w, b, **keywords)]
+    # unbatched (C, *spatial): forward (also spatially chunked), backward, transposed
+    x1, w1 = rng.standard_normal((3, 11)), rng.standard_normal((2, 3, 3))
+    keywords = dict(padding="same", padding_mode="circular")
+    dy1 = rng.standard_normal((2, 11))
+    lazy += [cdask.conv1d(da.from_array(x1, chunks=(3, 4)), w1, **keywords),
+             *cdask.conv1d_backward(dy1, x1, w1, None, **keywords)[:2]]
+    expected += [convgrad.conv1d(x1, w1, **keywords),
+                 *convgrad.conv1d_backward(dy1, x1, w1, None, **keywords)[:2]]
+    x3, w3 = rng.standard_normal((2, 5, 6, 7)), rng.standard_normal((3, 2, 2, 3, 2))
+    lazy.append(cdask.conv3d(da.from_array(x3, chunks=(2, 2, 3, 4)), w3, stride=2, padding=1))
+    expected.append(convgrad.conv3d(x3, w3, stride=2, padding=1))
+    xt, wt = rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 3, 3, 2))
+    dyt = rng.standard_normal(convgrad.conv_transpose2d(xt, wt, stride=2).shape)
+    lazy += [cdask.conv_transpose2d(xt, wt, stride=2),
+             *cdask.conv_transpose2d_backward(dyt, xt, wt, stride=2)[:2]]
+    expected += [convgrad.conv_transpose2d(xt, wt, stride=2),
+                 *convgrad.conv_transpose2d_backward(dyt, xt, wt, stride=2)[:2]]
+    assert lazy[-7].shape == (2, 11) and lazy[-4].shape == (3, 3, 3, 4)
+    for actual, wanted in zip(compute(client, *lazy), expected, strict=True):
+        close(actual, wanted)

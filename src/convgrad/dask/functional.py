@@ -6,8 +6,9 @@
 
 A forward pass on x chunked along N only runs one task per batch chunk (:mod:`.batch`); on
 x chunked along its spatial axes too, one task per chunk with halos (:mod:`.spatial`).
-Backward passes and transposed convolutions need whole images: spatial chunks are merged
-there (rechunk), the batch chunks kept. The result equals the NumPy API's (the same
+Backward passes, transposed convolutions and padding modes other than 'zeros' need whole
+images: spatial chunks are merged there (rechunk), the batch chunks kept. Unbatched
+inputs (C, *spatial) work as in the NumPy API (a batch of one inside). The result equals the NumPy API's (the same
 arithmetic on each block; sums over blocks in another order, so float64 agrees to about
 1e-15 relative).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from ..geometry import check_algorithm
 from . import batch, spatial
+from ._graph import as_dask
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -29,21 +31,34 @@ def _spatially_chunked(x) -> bool:
     return chunks is not None and any(len(c) > 1 for c in chunks[2:])
 
 
-def _conv(nd, x, w, b, stride, padding, dilation, groups, algorithm):
+def _batch_of_one(nd: int, op: str, *arrays):
+    """Unbatched arrays (C, *spatial), as the NumPy API accepts them, as batches of one;
+    returns (arrays, whether x, the first, was unbatched)."""
+    arrays = [as_dask(a, f"{op}: {name}") for a, name in zip(arrays, ("x", "dy"))]
+    unbatched = arrays[0].ndim == nd + 1
+    return [a[None] if unbatched and a.ndim == nd + 1 else a for a in arrays], unbatched
+
+
+def _conv(nd, x, w, b, stride, padding, dilation, groups, algorithm, padding_mode):
     op = f"dask.conv{nd}d"
     keywords = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                    algorithm=check_algorithm(algorithm, op))
-    if _spatially_chunked(x):
-        return spatial.forward(nd, op, x, w, b, keywords)
-    return batch.forward(nd, op, x, w, b, keywords)
+                    algorithm=check_algorithm(algorithm, op), padding_mode=padding_mode)
+    (x,), unbatched = _batch_of_one(nd, op, x)
+    if padding_mode == "zeros" and _spatially_chunked(x):
+        y = spatial.forward(nd, op, x, w, b, keywords)
+    else:
+        y = batch.forward(nd, op, x, w, b, keywords)
+    return y[0] if unbatched else y
 
 
 def _conv_backward(nd, dy, x, w, b, stride, padding, dilation, groups, algorithm,
-                   split_every):
+                   padding_mode, split_every):
     op = f"dask.conv{nd}d_backward"
     keywords = dict(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                    algorithm=check_algorithm(algorithm, op))
-    return batch.backward(nd, op, dy, x, w, b, keywords, split_every=split_every)
+                    algorithm=check_algorithm(algorithm, op), padding_mode=padding_mode)
+    (x, dy), unbatched = _batch_of_one(nd, op, x, dy)
+    dx, dw, db = batch.backward(nd, op, dy, x, w, b, keywords, split_every=split_every)
+    return (dx[0] if unbatched else dx), dw, db
 
 
 def _conv_transpose(nd, x, w, b, stride, padding, output_padding, groups, dilation,
@@ -51,7 +66,9 @@ def _conv_transpose(nd, x, w, b, stride, padding, output_padding, groups, dilati
     op = f"dask.conv_transpose{nd}d"
     keywords = dict(stride=stride, padding=padding, output_padding=output_padding,
                     groups=groups, dilation=dilation, algorithm=check_algorithm(algorithm, op))
-    return batch.forward(nd, op, x, w, b, keywords, transpose=True)
+    (x,), unbatched = _batch_of_one(nd, op, x)
+    y = batch.forward(nd, op, x, w, b, keywords, transpose=True)
+    return y[0] if unbatched else y
 
 
 def _conv_transpose_backward(nd, dy, x, w, b, stride, padding, output_padding, groups,
@@ -59,38 +76,43 @@ def _conv_transpose_backward(nd, dy, x, w, b, stride, padding, output_padding, g
     op = f"dask.conv_transpose{nd}d_backward"
     keywords = dict(stride=stride, padding=padding, output_padding=output_padding,
                     groups=groups, dilation=dilation, algorithm=check_algorithm(algorithm, op))
-    return batch.backward(nd, op, dy, x, w, b, keywords, transpose=True,
-                          split_every=split_every)
+    (x, dy), unbatched = _batch_of_one(nd, op, x, dy)
+    dx, dw, db = batch.backward(nd, op, dy, x, w, b, keywords, transpose=True,
+                                split_every=split_every)
+    return (dx[0] if unbatched else dx), dw, db
 
 
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
-    return _conv(1, x, w, b, stride, padding, dilation, groups, algorithm)
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           padding_mode="zeros"):
+    return _conv(1, x, w, b, stride, padding, dilation, groups, algorithm, padding_mode)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
-    return _conv(2, x, w, b, stride, padding, dilation, groups, algorithm)
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           padding_mode="zeros"):
+    return _conv(2, x, w, b, stride, padding, dilation, groups, algorithm, padding_mode)
 
 
-def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
-    return _conv(3, x, w, b, stride, padding, dilation, groups, algorithm)
+def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           padding_mode="zeros"):
+    return _conv(3, x, w, b, stride, padding, dilation, groups, algorithm, padding_mode)
 
 
 def conv1d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                    algorithm="auto", split_every=None):
+                    algorithm="auto", padding_mode="zeros", split_every=None):
     return _conv_backward(1, dy, x, w, b, stride, padding, dilation, groups, algorithm,
-                          split_every)
+                          padding_mode, split_every)
 
 
 def conv2d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                    algorithm="auto", split_every=None):
+                    algorithm="auto", padding_mode="zeros", split_every=None):
     return _conv_backward(2, dy, x, w, b, stride, padding, dilation, groups, algorithm,
-                          split_every)
+                          padding_mode, split_every)
 
 
 def conv3d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                    algorithm="auto", split_every=None):
+                    algorithm="auto", padding_mode="zeros", split_every=None):
     return _conv_backward(3, dy, x, w, b, stride, padding, dilation, groups, algorithm,
-                          split_every)
+                          padding_mode, split_every)
 
 
 def conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -151,7 +173,7 @@ _FORWARD = """convgrad.{name} on Dask: the same arguments and result, as a lazy 
 
     The keywords (stride, padding in every form, dilation, groups{extra}, algorithm) are
     those of convgrad.{name}, whose docstring gives the geometry; errors in them are raised
-    here, before any work. {chunks}
+    here, before any work. An unbatched x (C, *spatial) gives an unbatched y. {chunks}
     """
 
 _BACKWARD = """Gradients of :func:`{name}` on Dask: (dx, dw, db), lazy dask arrays equal to
@@ -170,13 +192,16 @@ _BACKWARD = """Gradients of :func:`{name}` on Dask: (dx, dw, db), lazy dask arra
 _SPATIAL = ("Chunks along the spatial axes are kept: each chunk computes the outputs\n"
             "    whose window starts in it, with a halo of dilation*(k-1) values from the next\n"
             "    chunk (map_overlap); chunks smaller than that reach are merged and the channels\n"
-            "    become one chunk (rechunk; see convgrad.dask.spatial).")
+            "    become one chunk (rechunk; see convgrad.dask.spatial). With a padding_mode\n"
+            "    other than 'zeros' the spatial chunks are merged instead: the padding copies\n"
+            "    values from the image's borders.")
 _WHOLE = ("Spatial chunks are merged into one (rechunk): each task needs whole images;\n"
           "    the batch chunks are kept.")
 
 for _nd in (1, 2, 3):
     globals()[f"conv{_nd}d"].__doc__ = _FORWARD.format(
-        name=f"conv{_nd}d", b="(F,)", extra="", chunks=_SPATIAL, **_SHAPES[_nd])
+        name=f"conv{_nd}d", b="(F,)", extra=", padding_mode", chunks=_SPATIAL,
+        **_SHAPES[_nd])
     globals()[f"conv{_nd}d_backward"].__doc__ = _BACKWARD.format(
         name=f"conv{_nd}d", b="(F,)", **_SHAPES[_nd])
     globals()[f"conv_transpose{_nd}d"].__doc__ = _FORWARD.format(
