@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional
-from ..geometry import (check_groups, conv_geometry, conv_transpose_geometry, positive_int,
-                        normalize_padding, ntuple)
+from ..geometry import (check_groups, check_padding_mode, conv_geometry,
+                        conv_transpose_geometry, normalize_padding, ntuple, positive_int)
+from ..memory import check_allocation
 from .init import as_generator, check_dtype, default_bound, uniform
 from .module import Module
 from .parameter import Parameter
@@ -47,9 +48,7 @@ class _ConvBase(Module):
                  dtype=np.float32, rng=None):
         super().__init__()
         name, nd = type(self).__name__, self.nd
-        if padding_mode != "zeros":
-            raise ValueError(f"{name}: padding_mode={padding_mode!r} is not supported; "
-                             f"convgrad pads with zeros (padding_mode='zeros')")
+        self.padding_mode = check_padding_mode(padding_mode, name, transposed=self.transposed)
         self.in_channels = positive_int(in_channels, f"{name}: in_channels")
         self.out_channels = positive_int(out_channels, f"{name}: out_channels")
         self.kernel_size = ntuple(kernel_size, nd, f"{name}: kernel_size")
@@ -62,7 +61,7 @@ class _ConvBase(Module):
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
         dtype = check_dtype(dtype, f"{name}: dtype")
-        self._validate()
+        self._validate(dtype)
         self.output_padding = tuple(lo for lo, _ in normalize_padding(
             self.output_padding, nd, strings=False))         # validated: one int per axis
         rng = as_generator(rng, f"{name}: rng")
@@ -75,28 +74,56 @@ class _ConvBase(Module):
         self.bias = Parameter(uniform(rng, bound, (self.out_channels,), dtype)) if bias else None
         self._x = None
 
-    def _validate(self) -> None:
-        """Run the functional's geometry checks on an empty batch large enough to fit."""
-        pads = ([(0, 0)] * self.nd if isinstance(self.padding, str)
-                else normalize_padding(self.padding, self.nd))
-        size = tuple(d * (k - 1) + 1 + lo + hi + s for k, d, (lo, hi), s in
-                     zip(self.kernel_size, self.dilation, pads, self.stride))
-        op, x = type(self).__name__, np.empty((0, self.in_channels, *size))   # N = 0
+    def _validate(self, dtype) -> None:
+        """Run the functional's geometry checks on an empty batch of the smallest input
+        that fits, and refuse, as the functional does (MemoryError naming the size), a
+        weight or a smallest output that could never be allocated. Sizes are Python ints
+        and the arrays zero-stride views, so stride=2**70 or kernel_size=2**40 meet the
+        functional's messages, never NumPy's "Maximum allowed dimension exceeded"."""
+        nd, op = self.nd, type(self).__name__
+        c, f, groups = self.in_channels, self.out_channels, self.groups
+        w_shape = ((c, f // groups) if self.transposed else (f, c // groups)) + self.kernel_size
+        check_allocation(w_shape, dtype, f"{op}: the weight")
+        size = self._smallest_input()
+        check_allocation((1, c, *size), dtype, f"{op}: the smallest input it accepts")
+        x, w = (np.broadcast_to(np.zeros((), dtype), shape) for shape in ((0, c, *size), w_shape))
         if self.transposed:
-            w = np.empty((self.in_channels, self.out_channels // self.groups, *self.kernel_size))
-            conv_transpose_geometry(x, w, nd=self.nd, stride=self.stride, padding=self.padding,
-                                    output_padding=self.output_padding, groups=self.groups,
-                                    dilation=self.dilation, op=op)
+            *_, g = conv_transpose_geometry(x, w, nd=nd, stride=self.stride,
+                                            padding=self.padding,
+                                            output_padding=self.output_padding,
+                                            groups=groups, dilation=self.dilation, op=op)
+            out = (1, g.in_channels, *g.in_size)             # the transposed output
         else:
-            w = np.empty((self.out_channels, self.in_channels // self.groups, *self.kernel_size))
-            conv_geometry(x, w, nd=self.nd, stride=self.stride, padding=self.padding,
-                          dilation=self.dilation, groups=self.groups, op=op)
+            *_, g = conv_geometry(x, w, nd=nd, stride=self.stride, padding=self.padding,
+                                  dilation=self.dilation, groups=groups, op=op)
+            out = (1, g.out_channels, *g.out_size)
+        check_allocation(out, dtype, f"{op}: the output for the smallest input")
+
+    def _smallest_input(self) -> tuple[int, ...]:
+        """Per axis, the smallest input size with an output of at least 1 (Python ints)."""
+        if isinstance(self.padding, str):                    # 'same', 'valid' below
+            pads = [(0, 0)] * self.nd
+        else:
+            pads = normalize_padding(self.padding, self.nd)
+        extents = [d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation)]
+        if not self.transposed:
+            if self.padding == "same":
+                return (1,) * self.nd
+            return tuple(max(e - lo - hi, 1) for e, (lo, hi) in zip(extents, pads))
+        extra = [max(pair) for pair in normalize_padding(
+            self.output_padding, self.nd, f"{type(self).__name__}: output_padding",
+            strings=False)]
+        # transposed output (i - 1) * s - lo - hi + extent + extra >= 1
+        return tuple(1 + max(0, -(-(lo + hi - e - o + 1) // s))
+                     for e, (lo, hi), o, s in zip(extents, pads, extra, self.stride))
 
     def _keywords(self) -> dict:
         keywords = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                         groups=self.groups)
         if self.transposed:
             keywords["output_padding"] = self.output_padding
+        else:
+            keywords["padding_mode"] = self.padding_mode
         return keywords
 
     def _bias(self):
@@ -112,6 +139,7 @@ class _ConvBase(Module):
         return dx
 
     def forward(self, x):
+        x = self._input(x)                     # the parameters' dtype, or a TypeError
         y = self._forward_function(x, self.weight.data, self._bias(), **self._keywords())
         self._x = x
         return y
@@ -131,6 +159,8 @@ class _ConvBase(Module):
             text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
         if self.weight.dtype != np.float32:
             text += f", dtype={self.weight.dtype}"
         return text
@@ -163,15 +193,18 @@ _CONV_DOC = """{nd}-D convolution layer: y = conv{nd}d(x, weight, bias), PyTorch
             stride: output = ceil(in / stride)).
         groups: divides both C and F.
         bias: whether to add a learned bias.
-        padding_mode: 'zeros' (the only mode; others raise a ValueError).
+        padding_mode: what the padding holds: 'zeros' (default), 'reflect', 'replicate' or
+            'circular', as in PyTorch (reflect needs padding < size, circular <= size).
         dtype: of the parameters (np.float32 by default).
         rng: None, an int seed or a np.random.Generator for the initial weights, which are
             uniform on +-1/sqrt(fan_in) as PyTorch's default (fan_in = C/groups * prod(K)).
 
     Shape:
-        x: {x}    y: {y}
+        x: {x}    y: {y}    (or both without N, unbatched, as in PyTorch)
         weight: {w}    bias: (F,)
 
+    x must have the parameters' dtype (another float dtype is a TypeError, as in
+    PyTorch); integer inputs, such as uint8 images, are computed in that dtype.
     ``backward(dy)`` returns dx and adds dw, db into ``weight.grad``, ``bias.grad``.
     """
 
@@ -181,9 +214,10 @@ _TRANSPOSE_DOC = """{nd}-D transposed convolution layer: conv_transpose{nd}d, Py
     output_padding (an int or one per axis, smaller than the stride or the dilation), which
     picks among the output sizes that a Conv{nd}d with the same arguments maps to one size.
     Note PyTorch's argument order: ..., padding, output_padding, groups, bias, dilation.
+    padding_mode is 'zeros' only, as in PyTorch.
 
     Shape:
-        x: {x}    y: {y}
+        x: {x}    y: {y}    (or both without N, unbatched)
         weight: {w}    bias: (F,), F = out_channels
 
     Initial weights uniform on +-1/sqrt(fan_in), fan_in = F/groups * prod(K) (PyTorch's).
