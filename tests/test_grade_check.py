@@ -122,3 +122,22 @@ def test_the_case_geometry_is_validated_without_allocating():
     g = case.geometry()                        # 1.3e14 entries: shapes only
     assert g.out_size == (512, 512)
     assert np.isfinite(plan([case], ("fast",))[0].seconds)
+
+
+def test_a_noisy_calibration_never_makes_big_work_look_free(monkeypatch):
+    """On a busy machine the small calibration run may time slower than the large one;
+    the estimate must still grow with the work (else a huge check would start)."""
+    import time
+    real = gradient_check.functional.conv2d
+
+    def noisy(x, w, *args, **kwargs):
+        if x.size < 100:
+            time.sleep(0.02)                       # the small run, delayed by other work
+        return real(x, w, *args, **kwargs)
+
+    monkeypatch.setattr(gradient_check.functional, "conv2d", noisy)
+    monkeypatch.setattr(gradient_check, "_CALIBRATION", {})
+    for algorithm in ("fast", "reference"):
+        assert gradient_check._seconds_per_call(algorithm)[1] > 0
+    huge = Case("huge", (200, 64, 64, 64), (64, 64, 3, 3))
+    assert plan([huge], ("reference",))[0].seconds > 300
