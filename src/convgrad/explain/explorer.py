@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional
+from ..geometry.arrays import AXES
 from .case import OP, case_geometry, output_padding_of
 
 __all__ = ["html", "LIMITS", "check_limits", "page_geometry"]
 
 # What the page draws legibly on a laptop screen (per axis); the page enforces the same.
 LIMITS = {"input": 12, "extent": 13, "padded": 24, "output": 24}
-_AXES = {1: ("L",), 2: ("H", "W")}
 
 
 def _pairs(padding) -> list:
@@ -55,24 +55,24 @@ def check_limits(geometry, transposed: bool) -> None:
     """Refuse a case the page cannot draw legibly, with the page's own message."""
     g = geometry
     x_size = g.out_size if transposed else g.in_size
-    for axis, n in zip(_AXES[g.nd], x_size):
+    for axis, n in zip(AXES[g.nd], x_size):
         if n > LIMITS["input"]:
             raise ValueError(f"{OP}: x has {n} entries along {axis}; the explorer "
                              f"draws inputs of up to {LIMITS['input']} per axis, to stay "
                              f"readable: choose a smaller input")
-    for axis, k, d, kd in zip(_AXES[g.nd], g.kernel_size, g.dilation, g.kernel_extent):
+    for axis, k, d, kd in zip(AXES[g.nd], g.kernel_size, g.dilation, g.kernel_extent):
         if kd > LIMITS["extent"]:
             raise ValueError(f"{OP}: the kernel along {axis} spans {kd} entries "
                              f"(size {k}, dilation {d}); the explorer draws kernels spanning "
                              f"up to {LIMITS['extent']}: choose a smaller kernel or dilation")
     if transposed:
-        for axis, n in zip(_AXES[g.nd], g.in_size):
+        for axis, n in zip(AXES[g.nd], g.in_size):
             if n > LIMITS["output"]:
                 raise ValueError(f"{OP}: y would have {n} entries along {axis}; the "
                                  f"explorer draws outputs of up to {LIMITS['output']} per "
                                  f"axis: choose a smaller input or stride")
     else:
-        for axis, n, (lo, hi) in zip(_AXES[g.nd], g.in_size, g.padding):
+        for axis, n, (lo, hi) in zip(AXES[g.nd], g.in_size, g.padding):
             if n + lo + hi > LIMITS["padded"]:
                 raise ValueError(f"{OP}: the padded input along {axis} has "
                                  f"{n + lo + hi} entries ({n} + {lo} + {hi}); the explorer "
