@@ -14,6 +14,8 @@ from convgrad.apps.cli import main
     (["explain", "--html", "/proc/x.html"], "cannot write"),
     (["explain", "--html", "page.txt"], "must end with .html"),
     (["explain", "--html", "no/such/folder/x.html"], "does not exist"),
+    (["predict", "--model", __file__, "--image", __file__, "--show", "seen.txt"],
+     "must end with .png"),
 ])
 def test_bad_output_file_refused_before_work(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
