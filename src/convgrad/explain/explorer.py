@@ -13,9 +13,9 @@ dilated dy (docs/math.md). Its controls change every part of the geometry. In nu
 the page computes y, dx, dw, db itself and shows them next to convgrad's, which this
 module computes and embeds for the geometry the page is written with.
 
-The page's JavaScript and CSS are package data (``explorer.js``, ``explorer.css``,
-``explorer.html`` beside this module), inlined into the one file written: no network, it
-works opened from disk. For tests, it exposes ``window.convgrad`` (``set(g)``,
+The page's JavaScript and CSS are package data (the folder ``page/`` beside this module:
+``explorer.html``, ``explorer.css`` and the script in parts, one idea each, listed in
+:data:`PARTS`), inlined into the one file written: no network, it works opened from disk. For tests, it exposes ``window.convgrad`` (``set(g)``,
 ``terms(array, index)``, ``values()``, ``geometry()``, ``error()``).
 """
 from __future__ import annotations
@@ -111,8 +111,15 @@ def _numbers(geometry, transposed: bool, seed) -> dict:
             "db": float(db[0])}
 
 
+# The page's script, in the order the parts are joined (into one function, one scope):
+# validation, index maps and terms, names and numbers, drawing, the "as a convolution"
+# views, selection, controls, and last the test contract, which draws the starting case.
+PARTS = ("geometry.js", "terms.js", "numbers.js", "draw.js", "views.js", "select.js",
+         "controls.js", "contract.js")
+
+
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("page", name).read_text(encoding="utf-8")
 
 
 def _script_safe(text: str) -> str:
@@ -153,9 +160,9 @@ def html(path=None, input_size=(5, 5), kernel_size=(3, 3), stride=2, padding=1, 
             geometry["output_padding"] = [0] * g.nd        # 'same' sets output_padding
     data = {"initial": geometry, "numbers": _numbers(g, transposed, seed),
             "mode": "numbers" if numbers else "symbols", "limits": LIMITS, "op": OP}
-    script = _asset("explorer.js")
+    script = "\n".join(_asset(part) for part in PARTS)
     if "</script" in script.lower():
-        raise RuntimeError("explorer.js must not contain '</script'")
+        raise RuntimeError("the explorer's script must not contain '</script'")
     page = (_asset("explorer.html")
             .replace("/*CONVGRAD_CSS*/", _asset("explorer.css"))
             .replace("/*CONVGRAD_DATA*/", _script_safe(json.dumps(data)))
