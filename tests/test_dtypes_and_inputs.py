@@ -59,6 +59,12 @@ def test_integers_and_lists_are_computed_in_float64():
     assert y.dtype == np.float64
     np.testing.assert_array_equal(y, cg.conv2d(x.astype(float), w.astype(float)))
     assert cg.conv1d([[[1, 2, 3, 4]]], [[[1.0, -1.0]]]).tolist() == [[[-1.0, -1.0, -1.0]]]
+    # even a uint8 image with float32 filters, where NumPy would keep float32 (the
+    # docstrings and docs/errors.md say so)
+    image, w32 = np.arange(16, dtype=np.uint8).reshape(1, 1, 4, 4), w[:, :1].astype(np.float32)
+    assert np.result_type(image, w32) == np.float32
+    assert cg.conv2d(image, w32).dtype == np.float64
+    assert "uint8 x with float32 w gives float64" in " ".join(cg.conv2d.__doc__.split())
 
 
 @pytest.mark.parametrize("algorithm", ["fast", "reference"])
