@@ -1,16 +1,16 @@
 """Arrays: what convgrad accepts as x, w, b, dy, and the names of their axes.
 
 Every array argument passes through :func:`as_float_array` (float16/32/64 kept, integers
-computed in float64, everything else refused with an error naming the argument) and then
-a shape check; the layouts below are the ones the messages show.
+promoted with the floats they meet as NumPy does, float64 on their own, everything else
+refused with an error naming the argument) and then a shape check; the layouts below are the ones the messages show.
 """
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = ["SUPPORTED_DTYPES", "LAYOUTS", "UNBATCHED_LAYOUTS", "WEIGHT_LAYOUTS", "AXES",
-           "as_ndarray", "as_float_array", "compute_dtype", "check_ndim", "check_batched",
-           "check_input_ndim", "check_shape"]
+           "as_ndarray", "as_float_array", "as_float_arrays", "compute_dtype", "check_ndim",
+           "check_batched", "check_input_ndim", "check_shape"]
 
 SUPPORTED_DTYPES = (np.float16, np.float32, np.float64)
 LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -62,14 +62,38 @@ def as_ndarray(a, name: str) -> np.ndarray:
                         f"array ({type(error).__name__}: {first_line}){hint}") from None
 
 
-def as_float_array(a, name: str) -> np.ndarray:
+def as_float_array(a, name: str, promote_with=None) -> np.ndarray:
     """Turn ``a`` into a float ndarray without copying when it already is one.
 
-    float16/float32/float64 are kept. Integer arrays (and Python ints) are computed in
-    float64, as NumPy promotes them. Booleans, complex numbers, strings, objects, None,
+    float16/float32/float64 are kept. Integer arrays (and Python ints) become floats by
+    NumPy's promotion with ``promote_with`` (the float dtype of the arrays they meet: a
+    uint8 image with float32 filters is computed in float32, an int64 one in float64), or
+    float64 when there is none. Booleans, complex numbers, strings, objects, None,
     ragged lists and masked arrays are refused with a TypeError or ValueError naming the
     argument; array-likes are converted or refused as :func:`as_ndarray` says.
     """
+    a = _as_real_array(a, name)
+    if a.dtype.kind in "iu":
+        return a.astype(np.float64 if promote_with is None
+                        else np.result_type(a.dtype, promote_with))
+    return a
+
+
+def as_float_arrays(named, optional=()) -> list:
+    """Several arrays that meet in one computation, e.g. ``{"x": x, "w": w, "b": b}``:
+    floats kept, integers promoted with the floats among them as NumPy promotes them
+    (float64 when all are integers). Entries named in ``optional`` may be None and stay
+    None. Returns them in order."""
+    arrays = [None if a is None and name in optional else _as_real_array(a, name)
+              for name, a in named.items()]
+    floats = [a.dtype for a in arrays if a is not None and a.dtype.kind == "f"]
+    partner = np.result_type(*floats) if floats else None
+    return [None if a is None else as_float_array(a, name, partner)
+            for name, a in zip(named, arrays)]
+
+
+def _as_real_array(a, name: str) -> np.ndarray:
+    """``a`` as an ndarray of a supported float dtype or of integers (kept as they are)."""
     if a is None:
         raise TypeError(f"{name} must be an array of floats, got None")
     if isinstance(a, (str, bytes)):
@@ -77,17 +101,17 @@ def as_float_array(a, name: str) -> np.ndarray:
     a = as_ndarray(a, name)
     kind = a.dtype.kind
     if kind in "iu":
-        return a.astype(np.float64)
+        return a
     if kind == "f":
         if a.dtype.type not in SUPPORTED_DTYPES:
             raise TypeError(f"{name} has dtype {a.dtype}; supported: float16, float32, "
-                            f"float64 (and integers, computed in float64)")
+                            f"float64 (and integers, promoted with them as NumPy does)")
         return a
     what = {"b": "booleans", "c": "complex numbers", "O": "Python objects", "U": "strings",
             "S": "bytes", "V": "structured records", "M": "datetimes",
             "m": "timedeltas"}.get(kind, "not numbers")
     raise TypeError(f"{name} has dtype {a.dtype} ({what}); expected real numbers: float16, "
-                    f"float32, float64, or integers (computed in float64)")
+                    f"float32, float64, or integers (promoted with them as NumPy does)")
 
 
 def compute_dtype(*dtypes) -> np.dtype:
@@ -123,9 +147,12 @@ def check_input_ndim(a: np.ndarray, name: str, nd: int, op: str) -> bool:
     return False
 
 
-def check_shape(a, shape, op: str, name: str, what: str = "shape") -> np.ndarray:
-    """``a`` as a float array of exactly ``shape``, or an error naming both shapes."""
-    a = as_float_array(a, f"{op}: {name}")
+def check_shape(a, shape, op: str, name: str, what: str = "shape",
+                promote_with=None) -> np.ndarray:
+    """``a`` as a float array of exactly ``shape``, or an error naming both shapes.
+
+    Integers are promoted with ``promote_with`` as :func:`as_float_array` says."""
+    a = as_float_array(a, f"{op}: {name}", promote_with)
     if a.shape != tuple(shape):
         raise ValueError(f"{op}: {name} must have {what} {tuple(shape)}, got {a.shape}")
     return a

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arrays import AXES, WEIGHT_LAYOUTS, as_float_array, check_input_ndim, check_ndim, \
+from .arrays import AXES, WEIGHT_LAYOUTS, as_float_arrays, check_input_ndim, check_ndim, \
     check_shape, compute_dtype
 from .padding_modes import check_mode_fits, check_padding_mode
 from .scalars import normalize_padding, ntuple, positive_int
@@ -108,9 +108,8 @@ def output_size(in_size: int, kernel_size: int, stride: int, dilation: int,
 
 def _check_batch_arrays(op: str, nd: int, x, w, b, x_name="x"):
     """x (batched or not), w and b as float arrays; x comes back batched, with the flag."""
-    x = as_float_array(x, f"{op}: {x_name}")
-    w = as_float_array(w, f"{op}: w")
-    b = None if b is None else as_float_array(b, f"{op}: b")
+    x, w, b = as_float_arrays({f"{op}: {x_name}": x, f"{op}: w": w, f"{op}: b": b},
+                              optional=(f"{op}: b",))
     unbatched = check_input_ndim(x, x_name, nd, op)
     check_ndim(w, "w", nd, WEIGHT_LAYOUTS[nd], op)
     channels, spatial = x.shape[-nd - 1], x.shape[-nd:]
@@ -168,8 +167,8 @@ def conv_geometry(x, w, b=None, *, nd: int, stride=1, padding=0, dilation=1, gro
                   padding_mode="zeros", op: str = "conv"):
     """Validate a convolution's arguments; return ``(x, w, b, geometry)``.
 
-    The arrays come back as float ndarrays (integers converted to float64, never copied
-    otherwise); an unbatched x (C, *in) comes back as a (1, C, *in) view. Raises
+    The arrays come back as float ndarrays (integers promoted with the float arrays among
+    them as NumPy does, float64 when all are integers; never copied otherwise); an unbatched x (C, *in) comes back as a (1, C, *in) view. Raises
     ValueError or TypeError naming the bad value, before any work.
     """
     padding_mode = check_padding_mode(padding_mode, op)
@@ -277,9 +276,9 @@ def check_grad_output(dy, geometry: ConvGeometry, shape: tuple[int, ...], op: st
     Returns ``(dy, geometry)``, the geometry's arithmetic dtype promoted to include dy's.
     """
     if geometry.unbatched:
-        dy = check_shape(dy, shape[1:], op, name, what)[None]
+        dy = check_shape(dy, shape[1:], op, name, what, geometry.dtype)[None]
     else:
-        dy = check_shape(dy, shape, op, name, what)
+        dy = check_shape(dy, shape, op, name, what, geometry.dtype)
     dtype = compute_dtype(geometry.dtype, dy.dtype)
     return dy, dataclasses.replace(geometry, dtype=dtype)
 
@@ -297,11 +296,11 @@ def check_second_order(g_dx, g_dw, g_db, geometry: ConvGeometry, dx_shape, w_sha
         g_dx, geometry = check_grad_output(g_dx, geometry, dx_shape, op, "g_dx",
                                            "the shape of the backward's dx")
     if g_dw is not None:
-        g_dw = check_shape(g_dw, w_shape, op, "g_dw", "the shape of w")
+        g_dw = check_shape(g_dw, w_shape, op, "g_dw", "the shape of w", geometry.dtype)
     if g_db is not None:
         if b is None:
             raise ValueError(f"{op}: g_db was given but b is None: without a bias the "
                              f"backward returns no db; pass g_db=None, or pass b")
-        g_db = check_shape(g_db, b.shape, op, "g_db", "the shape of b")
+        g_db = check_shape(g_db, b.shape, op, "g_db", "the shape of b", geometry.dtype)
     dtype = compute_dtype(geometry.dtype, g_dx, g_dw, g_db)
     return g_dx, g_dw, g_db, dataclasses.replace(geometry, dtype=dtype)
