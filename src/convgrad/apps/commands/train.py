@@ -36,7 +36,9 @@ def run(args) -> int:
             raise ValueError("--dask-timeout applies only with --dask")
         train(args.out, **settings)
     else:
+        from ..digits_data import require_extras
         from ...dask.training import train_on_dask
+        require_extras("convgrad train", figures=True)   # before a cluster starts
         train_on_dask(args.dask, train, args.out, timeout=args.dask_timeout, **settings)
     return 0
 
