@@ -368,10 +368,8 @@ def _undescribed(name) -> list:
 
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(
-        strict=False, reason={"check": "for grade: --output-padding and --no-bias have no "
-                                       "description",
-                              "bench": "for speed: --dtype and --repeats say only their "
+        strict=False, reason={"bench": "for speed: --dtype and --repeats say only their "
                                        "default"}[name]))
-    if name in ("check", "bench") else name for name in NAMES])
+    if name in ("bench",) else name for name in NAMES])
 def test_every_option_says_what_it_is(name):
     assert _undescribed(name) == []

@@ -88,8 +88,11 @@ def register(commands) -> None:
                                  "weight shape, e.g. 4,3,3,3 (F,C/groups,HH,WW)")
     check.add_argument("--transposed", action="store_true",
                        help="check conv_transpose (w is (C_in, C_out/groups, ...))")
-    check.add_argument("--output-padding", type=options.per_axis)
-    check.add_argument("--no-bias", action="store_true")
+    check.add_argument("--output-padding", type=options.per_axis,
+                       help="with --transposed: extra output rows/columns, each below the "
+                       "stride or the dilation (e.g. 1 or 1,0; default 0)")
+    check.add_argument("--no-bias", action="store_true",
+                       help="check a convolution without a bias b (no db)")
     check.add_argument("--tolerance", type=tolerance, default=1e-6,
                        help="the largest error that passes (default 1e-6; 0: exact)")
     check.add_argument("--mode", choices=("auto", "elementwise", "directional"),
