@@ -75,9 +75,11 @@ def test_an_estimate_up_front_and_a_refusal_beyond_the_bound(capsys):
                      r"estimated \d+ (min|h)", err)
     assert "over the bound of 300 s" in err and "--budget" in err
     assert "--algorithm fast" in err and "Traceback" not in err
-    assert main(["check", "--x", "8,16,32,32", "--w", "16,16,3,3", "--algorithm", "fast",
-                 "--mode", "elementwise"]) == 2
-    assert "--mode directional" in capsys.readouterr().err
+    # two million forward calls of 2.7e8 multiply-adds each: far over any bound
+    assert main(["check", "--x", "32,32,32,32", "--w", "32,32,3,3", "--algorithm", "fast",
+                 "--mode", "elementwise", "--budget", "60"]) == 2
+    err = capsys.readouterr().err
+    assert "over the bound of 60 s" in err and "--mode directional" in err
 
 
 class _Terminal(io.StringIO):
