@@ -84,6 +84,8 @@ def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algor
     x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                dilation=dilation, groups=groups, op=op)
     dy, g = check_grad_output(dy, g, g.y_shape, op)
+    if engine is fast:
+        fast.check_backward(g)                # dw's scratch too, before dx is computed
     dy_g = _as(dy, g)
     with _quiet():
         dx = engine.grad_input(dy_g, _as(w, g), g)
@@ -111,6 +113,8 @@ def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_paddin
                                          output_padding=output_padding, groups=groups,
                                          dilation=dilation, op=op)
     dy, g = check_grad_output(dy, g, g.x_shape, op)
+    if engine is fast:
+        fast.check_backward(g, transposed=True)   # dw's scratch too, before dx is computed
     dy_g = _as(dy, g)
     with _quiet():
         dx = engine.forward(dy_g, _as(w, g), g)

@@ -131,12 +131,13 @@ def _blas_threads() -> int:
     return os.cpu_count() or 1
 
 
-def environment() -> dict:
-    """What the figures depend on: CPU, BLAS, threads, library versions."""
+def environment(threads: int | None = None) -> dict:
+    """What the figures depend on: CPU, BLAS and its kernel, threads, library versions."""
+    from .timing import blas_kernel
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "machine": platform.machine(), "cpu": _cpu_name(), "cores": os.cpu_count(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(not set)"),
-            "threads": _blas_threads()}
+            "threads": threads or _blas_threads(), "blas_kernel": blas_kernel()}
     try:
         config = np.show_config(mode="dicts")
         blas = config["Build Dependencies"]["blas"]
@@ -152,6 +153,15 @@ def environment() -> dict:
 
 
 def _cpu_name() -> str:
+    """The CPU model as lscpu names it (else /proc/cpuinfo, else platform)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                             env={**os.environ, "LC_ALL": "C"})
+        for line in out.stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -179,7 +189,7 @@ class Result:
     repeats: list = field(default_factory=list)
 
 
-def _load_torch(use_torch: bool):
+def _load_torch(use_torch: bool, threads: int | None = None):
     if not use_torch:
         return None
     if "torch" not in sys.modules:
@@ -188,7 +198,7 @@ def _load_torch(use_torch: bool):
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(_blas_threads())
+    torch.set_num_threads(threads or _blas_threads())
     return torch
 
 

@@ -1,72 +1,161 @@
 """The fast engine: a convolution lowered to matrix products (im2col + GEMM) on BLAS.
 
 The forward pass copies, for each kernel offset, the input samples it touches into a
-column buffer (:mod:`convgrad.engine.lowering`), then multiplies by the filters in one batched
-matrix product, groups being its leading axis (never a Python loop):
+column buffer (:mod:`convgrad.engine.lowering`), then multiplies by the filters, groups
+being a leading axis of one batched product (never a Python loop). Two layouts
+(lowering's docstring), chosen by the number of output positions P per sample:
 
-    cols  (G, C/G * prod(K), n * P)   the im2col buffer of a chunk of n samples
-    y     (G, F/G, n * P)  = w (G, F/G, C/G * prod(K)) @ cols
+    "rows"     cols (G, C/G*K, n*P): one product for the chunk, y = w @ cols, then a
+               transposed copy into y (n, F, P); best for small P (deep, narrow layers)
+    "samples"  cols (n, G, C/G*K, P): one product per sample, written straight into y;
+               best for large P (no transposed copies of y or dy)
 
 The backward pass is the same machinery with the roles swapped (conv-math.md):
 
-* dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads;
+* dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads (a
+  layer of :mod:`convgrad.nn` may keep them from its forward pass: :class:`ColumnCache`);
 * dx at stride 1 is a forward correlation of the padded dy with the rotated filters
-  (:func:`forward` called again with roles swapped); at stride > 1, where that would
-  multiply mostly the inserted zeros, dx = col2im(w^T @ dy), col2im being the adjoint of
-  im2col: one strided slice addition per kernel offset.
+  (:func:`forward` called again with roles swapped) when that is cheaper; otherwise
+  dx = col2im(w^T @ dy), col2im being the adjoint of im2col.
 
 A 1x1 kernel at stride 1 without padding needs no columns at all: x itself is the
-matrix. The batch is processed in chunks sized by :mod:`convgrad.memory`: small enough
-to stay in the CPU's cache, never beyond the memory budget.
+matrix. The batch is processed in chunks sized by :mod:`convgrad.memory`, counting every
+temporary a chunk needs: small enough to stay in the CPU's cache, never beyond the memory
+budget; when one sample cannot fit, a MemoryError names the size before any allocation.
 """
 from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
 
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..memory import get_memory_budget, plan_chunks
+from ..memory import Kept, available, check_fits, plan_chunks
 from .lowering import col2im, im2col, offset_windows
 
-__all__ = ["forward", "grad_input", "grad_weight"]
+__all__ = ["forward", "grad_input", "grad_weight", "check_backward", "ColumnCache",
+           "keep_columns"]
+
+SAMPLES_FROM = 256
+"""Output positions per sample from which the "samples" layout is used (BENCHMARKS.md)."""
+
+
+_FORCE = {}
+
+
+def _layout(g: ConvGeometry) -> str:
+    if "layout" in _FORCE:
+        return _FORCE["layout"]
+    rows = (g.in_channels // g.groups) * math.prod(g.kernel_size)
+    return "samples" if rows <= g.out_channels // g.groups else "rows"
+
+
+def _weight_size(g: ConvGeometry) -> int:
+    """Elements of w (F, C/G, *K)."""
+    return g.out_channels * (g.in_channels // g.groups) * math.prod(g.kernel_size)
+
+
+# Temporaries besides the columns, in elements: (per sample, fixed).
+def _forward_needs(g, layout):
+    """"rows": the product (F, n*P) before its transposed copy into y."""
+    if layout == "rows" and g.batch > 1:
+        return g.out_channels * math.prod(g.out_size), 0
+    return 0, 0
+
+
+def _weight_needs(g, layout):
+    """"rows": dy's transposed copy (F, n*P); "samples": every sample's product (w each).
+    Both: a chunk's product or its sum over samples, the running sum, its transposed
+    copy (w each)."""
+    w = _weight_size(g)
+    if layout == "rows":
+        return g.out_channels * math.prod(g.out_size), 3 * w
+    return w, 3 * w
+
+
+def _col2im_needs(g, layout):
+    """"rows": dy's transposed copy (F, n*P)."""
+    if layout == "rows" and g.batch > 1:
+        return g.out_channels * math.prod(g.out_size), 0
+    return 0, 0
 
 
 class _Plan:
-    """Sizes and the batch chunks of one geometry; one scratch buffer for all chunks."""
+    """Sizes, layout and batch chunks of one computation; its scratch buffers.
 
-    def __init__(self, g: ConvGeometry, what: str):
-        self.g = g
+    Scratch for a chunk of n samples: the columns (G*R*P elements a sample, R = C/G*K)
+    and ``extra`` elements a sample, plus ``fixed`` elements: all counted by
+    :func:`convgrad.memory.plan_chunks`. With ``keep`` the columns of the whole batch
+    are written into one buffer (each chunk its own part) that can outlive the call,
+    when that fits the budget along with the rest (``self.keep`` says whether it did).
+    """
+
+    def __init__(self, g: ConvGeometry, what: str, layout: str, extra: int = 0,
+                 fixed: int = 0, keep: bool = False, keep_needs=(0, 0)):
+        self.g, self.layout = g, layout
         self.groups = g.groups
         self.f_per_group = g.out_channels // g.groups
-        self.rows = (g.in_channels // g.groups) * int(np.prod(g.kernel_size))  # C/G*K
-        self.positions = int(np.prod(g.out_size))                               # P
-        per_sample = self.groups * self.rows * self.positions * g.dtype.itemsize
-        step = plan_chunks(g.batch, per_sample, what, preferred_bytes=_preferred_bytes(
-            self.rows, self.positions, per_sample))
-        self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
+        self.rows = (g.in_channels // g.groups) * math.prod(g.kernel_size)     # R
+        self.positions = math.prod(g.out_size)                                 # P
+        self.sample_columns = self.groups * self.rows * self.positions         # G*R*P
+        self.extra = extra
+        itemsize = g.dtype.itemsize
+        per_sample = (self.sample_columns + extra) * itemsize
+        step = plan_chunks(g.batch, per_sample, what, fixed_bytes=fixed * itemsize,
+                           preferred_bytes=_preferred_bytes(self.rows,
+                                                            self.positions, per_sample))
         self.step = step
+        self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
         self.windows = offset_windows(g)
-        self._buffer = None
+        # keep: only when the whole batch is one chunk (kept columns larger than the cache
+        # were measured slower than lowering x again: BENCHMARKS.md), and the columns plus
+        # the larger of this call's and the weight gradient's other temporaries fit what
+        # the budget leaves
+        later_extra, later_fixed = keep_needs
+        self.keep = keep and g.batch > 0 and step == g.batch and (
+            g.batch * self.sample_columns + step * max(extra, later_extra)
+            + max(fixed, later_fixed)) * itemsize <= available()
+        self._columns = self._extra = None
 
-    def columns(self, n: int) -> np.ndarray:
-        """A (C, *K, n, *out) view of the plan's scratch buffer."""
-        g = self.g
-        if self._buffer is None:
-            self._buffer = np.empty(self.groups * self.rows * self.positions * self.step,
-                                    dtype=g.dtype)
-        size = self.groups * self.rows * self.positions * n
-        return self._buffer[:size].reshape(g.in_channels, *g.kernel_size, n, *g.out_size)
+    def columns(self, chunk: slice) -> np.ndarray:
+        """The chunk's columns: (C, *K, n, *out) for "rows", (n, C, *K, *out) for "samples"."""
+        g, n = self.g, chunk.stop - chunk.start
+        if self._columns is None:
+            self._columns = np.empty(self.sample_columns * (g.batch if self.keep else self.step),
+                                     dtype=g.dtype)
+        start = chunk.start * self.sample_columns if self.keep else 0
+        flat = self._columns[start:start + n * self.sample_columns]
+        if self.layout == "rows":
+            return flat.reshape(g.in_channels, *g.kernel_size, n, *g.out_size)
+        return flat.reshape(n, g.in_channels, *g.kernel_size, *g.out_size)
 
     def matrix(self, cols: np.ndarray) -> np.ndarray:
-        """(C, *K, n, *out) -> (G, C/G*K, n*P), a view."""
-        return cols.reshape(self.groups, self.rows, cols.size // (self.groups * self.rows))
+        """"rows": (C, *K, n, *out) -> (G, R, n*P); "samples": -> (n, G, R, P); views."""
+        if self.layout == "rows":
+            return cols.reshape(self.groups, self.rows, cols.size // (self.groups * self.rows))
+        return cols.reshape(cols.shape[0], self.groups, self.rows, self.positions)
+
+    def scratch(self, n: int, shape) -> np.ndarray:
+        """A view of the ``extra`` buffer holding n samples' worth, in ``shape``."""
+        if self._extra is None:
+            self._extra = np.empty(self.extra * self.step, dtype=self.g.dtype)
+        return self._extra[:self.extra * n].reshape(shape)
+
+    def kept(self) -> Kept:
+        """The whole batch's columns, handed over to be kept between calls."""
+        kept = Kept(self._columns)
+        kept.plan = self
+        return kept
 
 
 def _preferred_bytes(rows: int, positions: int, per_sample: int) -> int:
-    """How many bytes of columns to process at once (measured, BENCHMARKS.md).
+    """How many bytes of scratch to process at once (measured, BENCHMARKS.md).
 
-    About 8 MiB: the buffer stays in the last-level cache while it is filled and read.
-    A product with many rows (C/G * K >= 256) and few positions per sample is compute
-    bound and wants at least 3072 columns, up to 32 MiB.
+    About 8 MiB: the buffer stays in the cache while it is filled and read. A product with
+    many rows (C/G * K >= 256) and few positions per sample is compute bound and wants at
+    least 3072 columns, up to 32 MiB.
     """
     if rows >= 256:
         samples = -(-3072 // max(positions, 1))
@@ -100,49 +189,149 @@ def _stacked_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray
 
 def _by_sample(a: np.ndarray, groups: int) -> np.ndarray:
     """(N, F, *size) -> (N, G, F/G, prod(size)), a view of a C-contiguous array."""
-    return a.reshape(a.shape[0], groups, a.shape[1] // groups, int(np.prod(a.shape[2:])))
+    return a.reshape(a.shape[0], groups, a.shape[1] // groups, math.prod(a.shape[2:]))
 
 
-def _by_group(a: np.ndarray, groups: int) -> np.ndarray:
-    """(n, F, *out) -> (G, F/G, n * P): a view when n == 1, else a transposed copy."""
+def _by_group(a: np.ndarray, groups: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(n, F, *out) -> (G, F/G, n * P): a view when n == 1, else a transposed copy (into
+    ``out`` (F, n, *out) when given)."""
     n, f = a.shape[:2]
-    return a.swapaxes(0, 1).reshape(groups, f // groups, n * int(np.prod(a.shape[2:])))
+    if n == 1:
+        return a.reshape(groups, f // groups, math.prod(a.shape[2:]))
+    if out is None:
+        out = np.empty((f, n, *a.shape[2:]), dtype=a.dtype)
+    out[...] = a.swapaxes(0, 1)
+    return out.reshape(groups, f // groups, n * math.prod(a.shape[2:]))
+
+
+# ----------------------------------------------------------------------------------------
+# Columns kept from the forward pass for the weight gradient (convgrad.nn layers)
+
+class ColumnCache:
+    """A layer's handle on the columns its forward pass lowered x into.
+
+    Inside ``with keep_columns(cache, record=True)`` the engine's next :func:`forward`
+    stores its columns here when they fit the budget (counted as kept scratch, see
+    :class:`convgrad.memory.Kept`); inside ``with keep_columns(cache)`` the next
+    :func:`grad_weight` of the same geometry and the same x array reads them instead of
+    lowering x again, then releases them. The columns are those of x *at the forward
+    pass*: modifying x in place before the backward pass is not seen (as in PyTorch,
+    where it is an error).
+    """
+
+    def __init__(self):
+        self._kept: Kept | None = None
+        self._x = None
+        self._recording = False
+
+    @property
+    def nbytes(self) -> int:
+        kept = self._kept
+        return 0 if kept is None or kept.array is None else kept.nbytes
+
+    def _store(self, plan: _Plan, x: np.ndarray) -> None:
+        self.release()
+        self._kept, self._x = plan.kept(), x
+
+    def _take(self, g: ConvGeometry, x: np.ndarray) -> _Plan | None:
+        """The plan holding the columns of (g, x), or None; the handle forgets them."""
+        kept, recorded_x = self._kept, self._x
+        if kept is None or kept.array is None or recorded_x is not x or kept.plan.g != g:
+            self.release()
+            return None
+        self._x = None
+        return kept.plan
+
+    def release(self) -> None:
+        if self._kept is not None:
+            self._kept.release()
+        self._kept = self._x = None
+
+
+_column_cache: contextvars.ContextVar = contextvars.ContextVar("convgrad_columns",
+                                                               default=None)
+
+
+@contextlib.contextmanager
+def keep_columns(cache: ColumnCache, record: bool = False):
+    """Let the engine record into (``record``) or read from ``cache`` inside the block."""
+    cache._recording = record
+    token = _column_cache.set(cache)
+    try:
+        yield cache
+    finally:
+        cache._recording = False
+        _column_cache.reset(token)
+
+
+# ----------------------------------------------------------------------------------------
+# The three maps
+
+
+def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0) -> _Plan:
+    layout = _layout(g)
+    extra, fixed = _forward_needs(g, layout)
+    return _Plan(g, what, layout, extra, fixed + held, keep=keep,
+                 keep_needs=_weight_needs(g, layout) if keep else (0, 0))
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
-            what: str = "the forward pass") -> np.ndarray:
+            what: str = "the forward pass", held: int = 0) -> np.ndarray:
     """y = x correlated with w: (N, C, *in) x (F, C/G, *K) -> (N, F, *out), without bias.
 
-    ``what`` names the computation in a MemoryError (the input gradient calls this too).
+    ``what`` names the computation in a MemoryError (the input gradient calls this too,
+    holding ``held`` elements of scratch of its own: the rotated filters).
     """
-    y = np.empty(g.y_shape, dtype=g.dtype)
     if _is_pointwise(g):                      # (G, F/G, C/G) @ (N, G, C/G, P)
+        y = np.empty(g.y_shape, dtype=g.dtype)
         _stacked_matmul(w.reshape(g.groups, g.out_channels // g.groups,
                                   g.in_channels // g.groups),
                         _by_sample(x, g.groups), _by_sample(y, g.groups))
         return y
-    plan = _Plan(g, what)
-    w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, C/G*K)
+    cache = _column_cache.get()
+    record = cache is not None and cache._recording
+    plan = _forward_plan(g, what, keep=record, held=held)
+    y = np.empty(g.y_shape, dtype=g.dtype)
+    w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, R)
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
-        cols = im2col(x[chunk], g, plan.columns(n), plan.windows)  # (C, *K, n, *out)
-        if n == 1:                                                  # straight into y
-            np.matmul(w_mat, plan.matrix(cols), out=_by_sample(y[chunk], g.groups)[0])
-        else:
-            product = np.matmul(w_mat, plan.matrix(cols))           # (G, F/G, n*P)
+        cols = plan.matrix(im2col(x[chunk], g, plan.columns(chunk), plan.windows,
+                                  plan.layout))
+        if plan.layout == "samples":                                # (n, G, R, P)
+            _stacked_matmul(w_mat, cols, _by_sample(y[chunk], g.groups))
+        elif n == 1:                                                # straight into y
+            np.matmul(w_mat, cols, out=_by_sample(y[chunk], g.groups)[0])
+        else:                                                       # (G, F/G, n*P)
+            product = plan.scratch(n, (plan.groups, plan.f_per_group, n * plan.positions))
+            np.matmul(w_mat, cols, out=product)
             y[chunk] = product.reshape(g.out_channels, n, *g.out_size).swapaxes(0, 1)
+    if record:
+        cache._recording = False              # only the layer's own forward call records
+        if plan.keep:
+            cache._store(plan, x)
     return y
+
+
+def _weight_plan(g: ConvGeometry) -> _Plan:
+    layout = _layout(g)
+    extra, fixed = _weight_needs(g, layout)
+    return _Plan(g, "the weight gradient", layout, extra, fixed)
 
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dw = dy @ cols^T: x correlated with dy. (N, F, *out), (N, C, *in) -> (F, C/G, *K)."""
     if _is_pointwise(g):                      # sum_n dy[n] (G, F/G, P) @ x[n]^T (G, P, C/G)
+        check_fits(2 * _weight_size(g) * g.dtype.itemsize, "the weight gradient")
         dy_s, x_s = _by_sample(dy, g.groups), _by_sample(x, g.groups)
         dw = np.zeros(g.w_shape[:2], dtype=g.dtype).reshape(g.groups, -1, x_s.shape[2])
         for i in range(g.batch):
             dw += np.matmul(dy_s[i], x_s[i].swapaxes(-1, -2))
         return dw.reshape(g.w_shape)
-    plan = _Plan(g, "the weight gradient")
+    cache = _column_cache.get()
+    plan = cache._take(g, x) if cache is not None else None
+    kept = plan is not None
+    if not kept:
+        plan = _weight_plan(g)
     # OpenBLAS was measured faster on float32 computing dw^T = cols @ dy^T (10-60%), and
     # on float64 computing dw = dy @ cols^T (BENCHMARKS.md): same sums, other orientation.
     transposed = g.dtype == np.float32
@@ -150,13 +339,27 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
         plan.groups, plan.f_per_group, plan.rows)
     dw = np.zeros(shape, dtype=g.dtype)
     for chunk in plan.chunks:
-        cols = plan.matrix(im2col(x[chunk], g, plan.columns(chunk.stop - chunk.start),
-                                  plan.windows))                    # (G, C/G*K, n*P)
-        dy_mat = _by_group(dy[chunk], g.groups)                     # (G, F/G, n*P)
+        n = chunk.stop - chunk.start
+        cols = plan.columns(chunk)
+        if not kept:
+            im2col(x[chunk], g, cols, plan.windows, plan.layout)
+        cols = plan.matrix(cols)
+        if plan.layout == "samples":                                # (n, G, R, P)
+            dy_s = _by_sample(dy[chunk], g.groups)                  # (n, G, F/G, P)
+            if transposed:                                          # (n, G, R, F/G)
+                dw += np.matmul(cols, dy_s.swapaxes(-1, -2)).sum(axis=0)
+            else:                                                   # (n, G, F/G, R)
+                dw += np.matmul(dy_s, cols.swapaxes(-1, -2)).sum(axis=0)
+            continue
+        dy_mat = _by_group(dy[chunk], g.groups,
+                           None if n == 1 else plan.scratch(n, (g.out_channels, n,
+                                                                *g.out_size)))
         if transposed:
-            dw += np.matmul(cols, dy_mat.swapaxes(1, 2))            # (G, C/G*K, F/G)
+            dw += np.matmul(cols, dy_mat.swapaxes(1, 2))            # (G, R, F/G)
         else:
-            dw += np.matmul(dy_mat, cols.swapaxes(1, 2))            # (G, F/G, C/G*K)
+            dw += np.matmul(dy_mat, cols.swapaxes(1, 2))            # (G, F/G, R)
+    if kept:
+        cache.release()
     if transposed:
         dw = dw.swapaxes(1, 2)
     return np.ascontiguousarray(dw).reshape(g.w_shape)
@@ -188,13 +391,29 @@ def _swap_pays(g: ConvGeometry) -> bool:
 
     At stride 1 the swapped correlation copies F*K rows of dy columns where col2im adds
     C*K rows (an addition costs about twice a copy); at stride > 1 it would also multiply
-    the s - 1 zeros inserted between dy's entries. Its columns must also fit the memory
-    budget for one sample; otherwise col2im, with C*K rows, may still fit.
+    the s - 1 zeros inserted between dy's entries. One sample of its scratch (and the
+    rotated filters) must also fit what the budget leaves; otherwise col2im, with C*K
+    rows, may still fit.
     """
-    swapped_bytes = (g.out_channels * int(np.prod(g.kernel_size)) * int(np.prod(g.in_size))
-                     * g.dtype.itemsize)                        # F/G*K rows x G, P = in
-    return (all(s == 1 for s in g.stride) and g.out_channels <= 2 * g.in_channels
-            and swapped_bytes <= get_memory_budget())
+    if "swap" in _FORCE:
+        if not _FORCE["swap"]:
+            return False
+    elif not (all(s == 1 for s in g.stride) and g.out_channels <= g.in_channels):
+        return False
+    swapped = _swapped_geometry(g)
+    layout = _layout(swapped)
+    extra, _ = _forward_needs(swapped, layout)
+    per_sample = g.out_channels * math.prod(g.kernel_size) * math.prod(g.in_size) + extra
+    return (per_sample + 2 * _weight_size(g)) * g.dtype.itemsize <= available()
+
+
+def _input_plan(g: ConvGeometry) -> _Plan | None:
+    """None when dx is the swapped correlation, else the col2im plan."""
+    if _is_pointwise(g) or _swap_pays(g):
+        return None
+    layout = _layout(g)
+    extra, fixed = _col2im_needs(g, layout)
+    return _Plan(g, "the input gradient", layout, extra, fixed)
 
 
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
@@ -205,17 +424,43 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
                                   g.in_channels // g.groups).swapaxes(1, 2),
                         _by_sample(dy, g.groups), _by_sample(dx, g.groups))
         return dx
-    if _swap_pays(g) and np.isfinite(w).all():
+    plan = _input_plan(g)
+    if plan is None and np.isfinite(w).all():
         # the swapped correlation multiplies dy's padding zeros by w: fine unless w holds
         # an inf or a nan (0 * inf = nan), where col2im, which adds only real terms, is used
         return forward(dy, _rotated_swapped(w, g.groups), _swapped_geometry(g),
-                       "the input gradient")
-    plan = _Plan(g, "the input gradient")
+                       "the input gradient", held=2 * _weight_size(g))
+    if plan is None:
+        layout = _layout(g)
+        plan = _Plan(g, "the input gradient", layout, *_col2im_needs(g, layout))
     dx = np.zeros(g.x_shape, dtype=g.dtype)
-    w_t = w.reshape(plan.groups, plan.f_per_group, plan.rows).swapaxes(1, 2)  # (G, C/G*K, F/G)
+    w_t = w.reshape(plan.groups, plan.f_per_group, plan.rows).swapaxes(1, 2)  # (G, R, F/G)
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
-        dcols = plan.columns(n)                                     # (C, *K, n, *out)
-        np.matmul(w_t, _by_group(dy[chunk], g.groups), out=plan.matrix(dcols))
-        col2im(dcols, g, dx[chunk], plan.windows)
+        dcols = plan.columns(chunk)
+        if plan.layout == "samples":                  # (G, R, F/G) @ (n, G, F/G, P)
+            _stacked_matmul(w_t, _by_sample(dy[chunk], g.groups), plan.matrix(dcols))
+        else:
+            dy_mat = _by_group(dy[chunk], g.groups,
+                               None if n == 1 else plan.scratch(n, (g.out_channels, n,
+                                                                    *g.out_size)))
+            np.matmul(w_t, dy_mat, out=plan.matrix(dcols))
+        col2im(dcols, g, dx[chunk], plan.windows, plan.layout)
     return dx
+
+
+def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
+    """Plan the backward pass's scratch without computing: a MemoryError (naming the
+    size) now, when dw or dx cannot fit, instead of after dx has been computed.
+
+    ``transposed``: the backward pass of a transposed convolution, whose dx is
+    :func:`forward`.
+    """
+    if _is_pointwise(g):
+        check_fits(2 * _weight_size(g) * g.dtype.itemsize, "the weight gradient")
+        return
+    _weight_plan(g)
+    if transposed:
+        _forward_plan(g, "the forward pass")
+    elif _input_plan(g) is None:
+        _forward_plan(_swapped_geometry(g), "the input gradient", held=2 * _weight_size(g))

@@ -1,12 +1,16 @@
 """im2col and its adjoint col2im: a convolution's input windows laid out as matrix columns.
 
 For a chunk of n samples x (n, C, *in) and a kernel offset k, output position i reads the
-input at s*i + d*k - lo (zero outside the input). The column buffer holds all of them:
+input at s*i + d*k - lo (zero outside the input). The column buffer holds all of them, in
+one of two layouts:
 
-    cols[c, k, m, i] = xp[m, c, s*i + d*k]       cols (C, *K, n, *out)
+    "rows"     cols[c, k, m, i] = xp[m, c, s*i + d*k]    cols (C, *K, n, *out)
+    "samples"  cols[m, c, k, i] = xp[m, c, s*i + d*k]    cols (n, C, *K, *out)
 
-so that cols.reshape(G, C/G * prod(K), n * P) is the right operand of the convolution's
-matrix product. Padding is never materialized: each offset copies the in-bounds part of
+"rows" makes cols.reshape(G, C/G * prod(K), n * P) the right operand of one matrix
+product for the whole chunk (best when each sample has few output positions P);
+"samples" gives each sample its own (G, C/G * prod(K), P) matrix, whose product with the
+filters lands directly in y, no transposed copy (best when P is large). Padding is never materialized: each offset copies the in-bounds part of
 its window and zero-fills the rest (negative padding simply crops). col2im adds columns
 back into an input-shaped array: the adjoint, used by the input gradient.
 
@@ -66,27 +70,44 @@ def _zero_outside(dest: np.ndarray, out_slices, out_size) -> None:
                 dest[head + inner + (part,) + outer] = 0
 
 
-def im2col(x: np.ndarray, g: ConvGeometry, cols: np.ndarray, windows=None) -> np.ndarray:
-    """Fill cols (C, *K, n, *out) from x (n, C, *in); returns cols."""
+def _offset(cols: np.ndarray, offset, layout: str) -> np.ndarray:
+    """One kernel offset's block of cols: (C, n, *out) for "rows", (n, C, *out) for
+    "samples"."""
+    if layout == "rows":
+        return cols[(slice(None),) + offset]
+    return cols[(slice(None), slice(None)) + offset]
+
+
+def _as_layout(a: np.ndarray, layout: str) -> np.ndarray:
+    """x-shaped (n, C, *size) as the layout's block order: (C, n, *size) for "rows"."""
+    return a.swapaxes(0, 1) if layout == "rows" else a
+
+
+def im2col(x: np.ndarray, g: ConvGeometry, cols: np.ndarray, windows=None,
+           layout: str = "rows") -> np.ndarray:
+    """Fill cols (C, *K, n, *out) ("rows") or (n, C, *K, *out) ("samples") from
+    x (n, C, *in); returns cols."""
     windows = offset_windows(g) if windows is None else windows
     everything = (slice(None), slice(None))
     for offset, out_slices, in_slices in windows:
-        dest = cols[(slice(None),) + offset]                       # (C, n, *out)
+        dest = _offset(cols, offset, layout)                       # (C, n, *out) or (n, C, ..)
         if out_slices is None:
             dest[...] = 0
             continue
-        dest[everything + out_slices] = x[everything + in_slices].swapaxes(0, 1)
+        dest[everything + out_slices] = _as_layout(x[everything + in_slices], layout)
         _zero_outside(dest, out_slices, g.out_size)
     return cols
 
 
-def col2im(dcols: np.ndarray, g: ConvGeometry, dx: np.ndarray, windows=None) -> np.ndarray:
-    """dx (n, C, *in) += every offset's columns of dcols (C, *K, n, *out), in place."""
+def col2im(dcols: np.ndarray, g: ConvGeometry, dx: np.ndarray, windows=None,
+           layout: str = "rows") -> np.ndarray:
+    """dx (n, C, *in) += every offset's columns of dcols (in the layout of
+    :func:`im2col`), in place."""
     windows = offset_windows(g) if windows is None else windows
     everything = (slice(None), slice(None))
     for offset, out_slices, in_slices in windows:
         if out_slices is None:
             continue
-        source = dcols[(slice(None),) + offset][everything + out_slices]  # (C, n, *box)
-        dx[everything + in_slices] += source.swapaxes(0, 1)
+        source = _offset(dcols, offset, layout)[everything + out_slices]
+        dx[everything + in_slices] += _as_layout(source, layout)
     return dx
