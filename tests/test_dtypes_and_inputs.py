@@ -115,11 +115,12 @@ def test_memory_budget_chunks_without_changing_results():
     y = cg.conv2d(x, w, stride=2, padding=1)
     dy = rng.standard_normal(y.shape)
     grads = cg.conv2d_backward(dy, x, w, stride=2, padding=1)
-    # one sample of the weight gradient, the largest: C*K rows x P positions of columns,
-    # dy's transposed copy (F x P), and three dw-sized arrays (the product, the running
-    # sum, its transposed copy); two samples of anything do not fit
-    one_sample = (3 * 9 * 20 + 4 * 20 + 3 * 4 * 27) * 8
-    with cg.memory_budget(one_sample):      # forces one sample per chunk
+    # one sample of the input gradient (col2im at stride 2), the largest: C*K rows x P
+    # positions of columns, dy's transposed copy (F x P), and NumPy's buffers for the
+    # strided additions (3 x the (N, C, P) operand, smaller than np.getbufsize());
+    # the forward (columns and product, 620 elements a sample) runs two samples a chunk
+    one_sample = (3 * 9 * 20 + 4 * 20 + 3 * 5 * 3 * 20) * 8
+    with cg.memory_budget(one_sample):      # forces small chunks
         assert cg.get_memory_budget() == one_sample
         np.testing.assert_allclose(cg.conv2d(x, w, stride=2, padding=1), y, rtol=1e-13)
         dx, dw, db = cg.conv2d_backward(dy, x, w, stride=2, padding=1)
@@ -165,25 +166,26 @@ def test_huge_padding_with_a_small_output_needs_no_padded_copy_in_the_fast_engin
         cg.conv2d(x, w, padding=10**5, stride=10**5, algorithm="reference")
 
 
-def test_input_gradient_fits_wherever_the_forward_fits():
-    """dx at stride 1 prefers the swapped correlation (F*K rows); under a budget that
-    only the forward's C*K rows fit, col2im (also C*K rows) is used instead."""
+def test_input_gradient_falls_back_to_col2im_within_the_budget():
+    """dx at stride 1 with F <= C prefers the swapped correlation (F*K rows over the input's
+    positions); under a budget it does not fit, col2im (C*K rows over the output's) is
+    used instead."""
     from convgrad.engine import fast
     from convgrad.geometry import conv_geometry
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
-    dy = rng.standard_normal((5, 4, 9, 9))
-    _, _, _, g = conv_geometry(x, w, nd=2, padding=1)
-    expected = cg.conv2d_backward(dy, x, w, padding=1)
-    # one sample of the forward: C*K rows x P columns, and the product (F x P) before its
-    # transposed copy into y; col2im's: the same columns and dy's transposed copy (F x P)
-    forward_sample = 8 * (27 * 81 + 4 * 81)
-    with cg.memory_budget(forward_sample):
-        cg.conv2d(x, w, padding=1)
-        np.testing.assert_allclose(fast.grad_input(dy, w, g), expected[0], rtol=1e-12,
+    x, w = rng.standard_normal((1, 4, 9, 9)), rng.standard_normal((4, 4, 3, 3))
+    dy = rng.standard_normal((1, 4, 7, 7))
+    _, _, _, g = conv_geometry(x, w, nd=2)
+    expected = cg.conv2d_backward(dy, x, w)[0]
+    # swapped: 36 rows x 81 input positions, and the rotated filters with their finiteness
+    # mask (2 x 144): 3204 elements. col2im: 36 rows x 49 output positions and NumPy's
+    # buffers for the additions (3 x 4 x 49): 2352 elements.
+    col2im_sample = 8 * (36 * 49 + 3 * 4 * 49)
+    with cg.memory_budget(col2im_sample):
+        np.testing.assert_allclose(fast.grad_input(dy, w, g), expected, rtol=1e-12,
                                    atol=1e-12)
-    with cg.memory_budget(forward_sample - 1), pytest.raises(MemoryError,
-                                                             match="the input gradient"):
+    with cg.memory_budget(col2im_sample - 1), pytest.raises(MemoryError,
+                                                            match="the input gradient"):
         fast.grad_input(dy, w, g)
 
 

@@ -75,11 +75,17 @@ def _weight_needs(g, layout):
     return w, 3 * w
 
 
+def _ufunc_buffers(g) -> int:
+    """NumPy's buffers for col2im's additions over strided arrays: for each of the three
+    operands, np.getbufsize() elements or the whole operand (n, C, *out) if smaller."""
+    return 3 * min(np.getbufsize(), g.batch * g.in_channels * math.prod(g.out_size))
+
+
 def _col2im_needs(g, layout):
-    """"rows": dy's transposed copy (F, n*P)."""
+    """"rows": dy's transposed copy (F, n*P). Both: the additions' ufunc buffers."""
     if layout == "rows" and g.batch > 1:
-        return g.out_channels * math.prod(g.out_size), 0
-    return 0, 0
+        return g.out_channels * math.prod(g.out_size), _ufunc_buffers(g)
+    return 0, _ufunc_buffers(g)
 
 
 class _Plan:
