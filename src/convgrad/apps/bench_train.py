@@ -28,7 +28,7 @@ from .. import nn
 from . import timing
 
 __all__ = ["MODELS", "BATCHES", "TrainResult", "build_pair", "check_numerics", "run",
-           "format_table"]
+           "format_table", "plot"]
 
 MODELS = ("digits", "cifar")
 BATCHES = (64, 256)
@@ -77,7 +77,8 @@ def _torch_twin(torch, model: nn.Sequential):
             if parameter is not None:
                 getattr(twin, name).data = tensor(parameter.data)
         layers.append(twin)
-    return torch.nn.Sequential(*layers)
+    dtype = torch.from_numpy(np.zeros(0, model.parameters()[0].dtype)).dtype
+    return torch.nn.Sequential(*layers).to(dtype)           # buffers (batch norm) too
 
 
 @dataclass
@@ -178,6 +179,7 @@ def run(models=MODELS, batches=BATCHES, dtypes=("float32",), repeats: int = 15,
     env = bench.environment(threads)
     env.update(session.report())
     env["torch_compared"] = torch is not None
+    env["torch_requested"] = use_torch
     return results, env
 
 
@@ -195,12 +197,23 @@ def format_table(results, env) -> str:
         rows.append(row)
     lines = timing.markdown(rows)
     lines.append("")
-    lines.append(f"A step = forward, cross-entropy loss, backward, Adam. "
-                 f"{env['clock_description']}; median (min-max) over {len(results[0].pairs)} "
-                 f"interleaved pairs" if results else "no results")
+    pairs = len(results[0].pairs) if results else 0
+    lines.append(f"A step = forward, cross-entropy loss, backward, Adam (lr 1e-3); per step, "
+                 f"median (min-max) over {pairs} interleaved pairs of blocks of steps.")
     if has_torch:
         ratios = [r.ratio.median for r in results]
-        lines.append(f"geometric mean of the ratios: {statistics.geometric_mean(ratios):.2f}x; "
-                     f"loss diff: the largest relative difference of the losses over 3 "
-                     f"training steps from the same weights and data")
+        lines.append(f"Geometric mean of the ratios: {statistics.geometric_mean(ratios):.2f}x. "
+                     f"loss diff: the largest relative difference between the two libraries' "
+                     f"losses over 3 steps from the same weights and data.")
+    from .bench import header_lines
+    lines.extend(header_lines(env))
     return "\n".join(lines)
+
+
+def plot(results, path: str) -> None:
+    """Bars of the step-time ratios (or step times without PyTorch), spread as whiskers."""
+    from .bench import bar_chart
+    ratios = all(r.ratio for r in results)
+    bar_chart([f"{r.model}\nbatch {r.batch}\n{r.dtype}" for r in results],
+              [r.ratio if ratios else r.seconds for r in results], ratios,
+              [r.dtype for r in results], "convgrad training step", path)
