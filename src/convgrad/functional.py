@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import fast, reference
+from .engine import auto, fast, reference, winograd
 from .geometry import (ConvGeometry, check_algorithm, check_grad_output, conv_geometry,
                        conv_transpose_geometry)
 from .memory import check_allocation
@@ -33,7 +33,7 @@ __all__ = [
     "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
 ]
 
-_ENGINES = {"auto": fast, "fast": fast, "reference": reference}
+_ENGINES = {"auto": auto, "fast": fast, "winograd": winograd, "reference": reference}
 
 
 def _engine(algorithm, op):
@@ -84,8 +84,8 @@ def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algor
     x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                dilation=dilation, groups=groups, op=op)
     dy, g = check_grad_output(dy, g, g.y_shape, op)
-    if engine is fast:
-        fast.check_backward(g)                # dw's scratch too, before dx is computed
+    if engine is not reference:
+        engine.check_backward(g)              # dw's scratch too, before dx is computed
     dy_g = _as(dy, g)
     with _quiet():
         dx = engine.grad_input(dy_g, _as(w, g), g)
@@ -113,8 +113,8 @@ def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_paddin
                                          output_padding=output_padding, groups=groups,
                                          dilation=dilation, op=op)
     dy, g = check_grad_output(dy, g, g.x_shape, op)
-    if engine is fast:
-        fast.check_backward(g, transposed=True)   # dw's scratch too, before dx is computed
+    if engine is not reference:
+        engine.check_backward(g, transposed=True)  # dw's scratch too, before dx is computed
     dy_g = _as(dy, g)
     with _quiet():
         dx = engine.forward(dy_g, _as(w, g), g)
@@ -138,7 +138,8 @@ _CONV_DOC = """{nd}-D convolution (cross-correlation, as in PyTorch): y = x * w 
             (output = ceil(in / stride) at any stride, the odd pixel after).
         groups: splits C and F into this many independent convolutions (groups = C is
             depthwise).
-        algorithm: 'auto' (= 'fast', BLAS-backed) or 'reference' (plain loops).
+        algorithm: 'auto' (the fastest measured for the geometry), 'fast' (im2col + BLAS),
+            'winograd' (F(2x2, 3x3): 2-D 3x3 stride 1 only) or 'reference' (plain loops).
 
     Returns y in NumPy's promotion of the inputs' dtypes (float32 in, float32 out).
     Raises ValueError or TypeError, naming the bad value, for an impossible geometry.
@@ -215,7 +216,7 @@ _TRANSPOSE_DOC = """{nd}-D transposed convolution, with PyTorch's semantics and 
             borders; or 'valid' (none) or 'same' (output = in * stride, TensorFlow's
             convention; output_padding must then be 0).
         groups: as in conv{nd}d; w is (C_in, C_out/groups, *kernel).
-        algorithm: 'auto' (= 'fast') or 'reference'.
+        algorithm: 'auto', 'fast', 'winograd' (3x3 stride 1, 2-D) or 'reference'.
     """
 
 _TRANSPOSE_BACKWARD_DOC = """Gradients of :func:`conv_transpose{nd}d`: (dx, dw, db) for dy.

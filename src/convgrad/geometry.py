@@ -40,7 +40,7 @@ __all__ = [
     "same_padding",
 ]
 
-ALGORITHMS = ("auto", "fast", "reference")
+ALGORITHMS = ("auto", "fast", "winograd", "reference")
 PADDING_STRINGS = ("valid", "same")
 SUPPORTED_DTYPES = (np.float16, np.float32, np.float64)
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}

@@ -38,16 +38,12 @@ from .lowering import col2im, im2col, offset_windows
 __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "ColumnCache",
            "keep_columns"]
 
-SAMPLES_FROM = 256
-"""Output positions per sample from which the "samples" layout is used (BENCHMARKS.md)."""
-
-
-_FORCE = {}
-
-
 def _layout(g: ConvGeometry) -> str:
-    if "layout" in _FORCE:
-        return _FORCE["layout"]
+    """"samples" when a product has no more rows than filters per group (C/G*K <= F/G):
+    then y's transposed copy costs about as much as the product itself, and writing
+    each sample's product straight into y was measured 0.6-0.7x the time (the first
+    layers of the CIFAR-sized and digits models); with many rows one large product
+    per chunk is faster (W4: "samples" 1.12x; W2, W3, W6 even)."""
     rows = (g.in_channels // g.groups) * math.prod(g.kernel_size)
     return "samples" if rows <= g.out_channels // g.groups else "rows"
 
@@ -396,15 +392,13 @@ def _swap_pays(g: ConvGeometry) -> bool:
     """Whether dx is cheaper as a forward correlation of dy than as col2im(w^T @ dy).
 
     At stride 1 the swapped correlation copies F*K rows of dy columns where col2im adds
-    C*K rows (an addition costs about twice a copy); at stride > 1 it would also multiply
-    the s - 1 zeros inserted between dy's entries. One sample of its scratch (and the
+    C*K rows: measured faster when F <= C (W3 0.96x, W7 depthwise 0.35x of col2im's
+    time), slower when F = 2C (W2, the CIFAR-sized model's second layer: 1.2-1.4x); at
+    stride > 1 it would also multiply the s - 1 zeros inserted between dy's entries. One sample of its scratch (and the
     rotated filters) must also fit what the budget leaves; otherwise col2im, with C*K
     rows, may still fit.
     """
-    if "swap" in _FORCE:
-        if not _FORCE["swap"]:
-            return False
-    elif not (all(s == 1 for s in g.stride) and g.out_channels <= g.in_channels):
+    if not (all(s == 1 for s in g.stride) and g.out_channels <= g.in_channels):
         return False
     swapped = _swapped_geometry(g)
     layout = _layout(swapped)
