@@ -31,6 +31,10 @@ def backward(dy):
         y = F.conv2d(x.clone().requires_grad_(), w)
         y.backward(dy)
     return run
+def params():
+    return [torch.nn.Parameter(torch.zeros(2))]
+def set_lr(opt, lr):
+    opt.param_groups[0]["lr"] = lr
 TORCH = {
  "x-ndim": c(input=torch.zeros(3, 8, 8)), "w-ndim": c(weight=torch.zeros(4, 3, 3)),
  "conv1d-given-2d": lambda: F.conv1d(x, w), "channel-mismatch": c(weight=torch.zeros(4, 2, 3, 3)),
@@ -64,9 +68,22 @@ TORCH = {
  "x-empty-spatial": c(input=torch.zeros(2, 3, 0, 8)),
  "x-no-channels": lambda: F.conv2d(torch.zeros(2, 0, 8, 8), torch.zeros(4, 0, 3, 3)),
  "w-no-filters": c(weight=torch.zeros(0, 3, 3, 3)), "w-empty-kernel": c(weight=torch.zeros(4, 3, 0, 3)),
+ "x-tensor-requires-grad": c(input=torch.zeros(2, 3, 8, 8, requires_grad=True)),
+ "layer-kernel-too-large": lambda: torch.nn.Conv2d(3, 4, 2**40),
+ "layer-dilation-too-large": lambda: torch.nn.Conv2d(3, 4, 3, dilation=2**62),
+ "linear-too-large": lambda: torch.nn.Linear(2**40, 2**40),
+ "batchnorm-eps-inf": lambda: torch.nn.BatchNorm2d(3, eps=float("inf")),
+ "optimizer-lr-inf": lambda: torch.optim.SGD(params(), lr=float("inf")),
+ "optimizer-lr-nan": lambda: torch.optim.Adam(params(), lr=float("nan")),
+ "optimizer-lr-negative": lambda: torch.optim.SGD(params(), lr=-0.1),
+ "optimizer-lr-set-nan": lambda: set_lr(torch.optim.SGD(params(), lr=0.1), float("nan")),
+ "optimizer-momentum-nan": lambda: torch.optim.SGD(params(), lr=0.1, momentum=float("nan")),
 }
 NO_EQUIVALENT = {"x-object": "no object tensors", "x-longdouble": "no float128 tensors",
-                 "algorithm-unknown": "no such argument"}
+                 "algorithm-unknown": "no such argument", "x-masked": "no masked arrays",
+                 "train-loss-nan": "no training loop"}
+NO_EQUIVALENT.update({id_: "torch.load reads its own format" for id_, *_ in T.ERRORS
+                      if id_.startswith("model-file-")})
 def short(text, n=170):
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[:n - 3].rstrip() + "..."
@@ -79,7 +96,8 @@ for id_, call, exc, frags in T.ERRORS:
     if id_ in TORCH:
         try:
             r = TORCH[id_]()
-            theirs = "**no error**" + (f": returns shape {tuple(r.shape)}" if r is not None else "")
+            theirs = "**no error**" + (f": returns shape {tuple(r.shape)}"
+                                       if hasattr(r, "shape") else "")
         except Exception as e:
             theirs = f"{type(e).__name__}: `{short(str(e).splitlines()[0], 140)}`"
     else:

@@ -16,7 +16,7 @@ from convgrad.apps.cli import main
     (["demo", "--seed", "-1"], "expected a non-negative integer"),
     (["train", "--epochs", "0"], "expected a positive integer"),
     (["predict", "--model", "/no/such/model.npz"], "does not exist"),
-    (["explain", "--x", "4"], "give both"),
+    (["explain", "--input-size", "4"], "give both"),
 ])
 def test_bad_options_exit_2_with_a_message(argv, fragment, capsys):
     try:

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import convgrad as cg
+from convgrad import nn
+from convgrad.apps.digits import TrainingDivergedError
 
 x4 = np.zeros((2, 3, 8, 8))
 w4 = np.zeros((4, 3, 3, 3))
@@ -29,6 +31,51 @@ def tconv(**kw):
     args = dict(x=xt, w=wt)
     args.update(kw)
     return lambda: cg.conv_transpose2d(**args)
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+def _tensor_requiring_grad():
+    import torch
+    return torch.zeros(2, 3, 8, 8, requires_grad=True)
+
+
+def _params():
+    return [nn.Parameter(np.zeros(2))]
+
+
+def _set_lr_nan():
+    opt = nn.SGD(_params(), lr=0.1)
+    opt.lr = NAN                                   # as a schedule would
+
+
+def _train_diverging():
+    pytest.importorskip("sklearn")
+    import tempfile
+    from convgrad.apps import digits
+    with tempfile.TemporaryDirectory() as folder:
+        digits.train(folder, epochs=1, lr=1e38, optimizer="sgd", progress=False,
+                     echo=lambda line: None)
+
+
+def _model_file(make):
+    """nn.load of a hostile file, built by tests/hostile_files.py in a temporary folder."""
+    def call():
+        import os
+        import tempfile
+        import hostile_files
+        model = nn.Sequential(nn.Conv2d(1, 3, 3, rng=0), nn.Flatten(), nn.Linear(12, 2, rng=0))
+        state = {k: np.array(v) for k, v in model.state_dict().items()}
+        with tempfile.TemporaryDirectory() as folder:
+            here = os.getcwd()
+            os.chdir(folder)                       # the message names 'model.npz' only
+            try:
+                make(hostile_files, "model.npz", state)
+                nn.load(model, "model.npz")
+            finally:
+                os.chdir(here)
+    return call
 
 
 ERRORS = [
@@ -87,6 +134,25 @@ ERRORS = [
     ("w-no-filters", conv(w=np.zeros((0, 3, 3, 3))), ValueError, ["no filters (F = 0)"]),
     ("w-empty-kernel", conv(w=np.zeros((4, 3, 0, 3))), ValueError, ["empty kernel (H)"]),
     ("algorithm-unknown", conv(algorithm="gpu"), ValueError, ["conv2d: algorithm='gpu'", "'auto', 'fast', 'reference'"]),
+    ("x-masked", conv(x=np.ma.masked_array(x4, mask=x4 > 0)), TypeError, ["x is a masked array", "would ignore its mask", "x.filled(value)"]),
+    ("x-tensor-requires-grad", lambda: cg.conv2d(_tensor_requiring_grad(), w4), TypeError, ["x is a torch.Tensor", "requires grad", "x.detach().cpu().numpy()"]),
+    ("layer-kernel-too-large", lambda: nn.Conv2d(3, 4, 2**40), MemoryError, ["Conv2d: the weight of shape (4, 3, 1099511627776, 1099511627776)", "would need"]),
+    ("layer-dilation-too-large", lambda: nn.Conv2d(3, 4, 3, dilation=2**62), MemoryError, ["Conv2d: the smallest input it accepts", "9223372036854775809", "would need"]),
+    ("linear-too-large", lambda: nn.Linear(2**40, 2**40), MemoryError, ["Linear: the weight of shape (1099511627776, 1099511627776)", "would need"]),
+    ("batchnorm-eps-inf", lambda: nn.BatchNorm2d(3, eps=INF), ValueError, ["BatchNorm2d: eps must be a positive float, got inf"]),
+    ("optimizer-lr-inf", lambda: nn.SGD(_params(), lr=INF), ValueError, ["SGD: lr must be a finite number >= 0.0, got inf"]),
+    ("optimizer-lr-nan", lambda: nn.Adam(_params(), lr=NAN), ValueError, ["Adam: lr must be a finite number >= 0.0, got nan"]),
+    ("optimizer-lr-negative", lambda: nn.SGD(_params(), lr=-0.1), ValueError, ["SGD: lr must be >= 0.0, got -0.1"]),
+    ("optimizer-lr-set-nan", _set_lr_nan, ValueError, ["SGD: lr must be a finite number", "got nan"]),
+    ("optimizer-momentum-nan", lambda: nn.SGD(_params(), lr=0.1, momentum=NAN), ValueError, ["SGD: momentum must be a finite number", "got nan"]),
+    ("train-loss-nan", _train_diverging, TrainingDivergedError, ["training diverged: the loss became nan at step 2", "nothing was written", "smaller learning rate than lr=1e+38"]),
+    ("model-file-zip-bomb", _model_file(lambda H, p, s: H.make_bomb(p, s)), nn.ModelFileError, ["unexpected key 'junk' (shape (268435440,))"]),
+    ("model-file-huge-header", _model_file(lambda H, p, s: H.make_huge_header(p, s, "2.weight")), nn.ModelFileError, ["entry '2.weight' declares shape (10000000, 10000000)"]),
+    ("model-file-nested-metadata", _model_file(lambda H, p, s: H.make_nested_metadata(p, s)), nn.ModelFileError, ["'__metadata__' is JSON nested too deeply"]),
+    ("model-file-lying-size", _model_file(lambda H, p, s: H.make_wrong_sizes(p, s, "2.weight", size_delta=64)), nn.ModelFileError, ["truncated or corrupted", "'2.weight'"]),
+    ("model-file-duplicate-names", _model_file(lambda H, p, s: H.make_duplicate(p, s, "0.bias")), nn.ModelFileError, ["two members named '0.bias.npy'"]),
+    ("model-file-too-many-members", _model_file(lambda H, p, s: H.make_many_members(p, 20_000)), nn.ModelFileError, ["claims 20,000 members", "10,000 allowed"]),
+    ("model-file-values-beyond-dtype", _model_file(lambda H, p, s: H.make_overflowing_values(p, s, "2.bias")), nn.ModelFileError, ["key '2.bias' holds 1 value beyond the range of the model's dtype float32"]),
 ]
 
 

@@ -1,5 +1,5 @@
 """convgrad.explain: the symbolic derivation against the hand derivation, the identities of
-conv-math.md, the reference engine, convgrad's backward and PyTorch float64 autograd."""
+docs/math.md, the reference engine, convgrad's backward and PyTorch float64 autograd."""
 from __future__ import annotations
 
 import numpy as np
@@ -114,7 +114,7 @@ def test_invalid_cases_raise_the_geometry_errors(args, kwargs, error, match):
 
 
 # ----------------------------------------------------------------------------------------
-# The identities of conv-math.md
+# The identities of docs/math.md
 
 GEOMETRIES = [
     ((4,), (2,), 1, 0, 1),
@@ -286,3 +286,65 @@ def test_gradients_are_sympy_diff_of_the_loss():
         assert sp.expand(sp.diff(d.loss, d.w[k]) - d.dw[k]) == 0
     flat_y = sp.Matrix([d.y[i] for i in np.ndindex(*d.y.shape)])
     assert d.jacobian_x == flat_y.jacobian([d.x[i] for i in np.ndindex(4, 3)])
+
+
+# ----------------------------------------------------------------------------------------
+# Transposed cases, terms and formulas (the structure the HTML explorer shows)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((3,), (3,), dict(stride=2, padding=1, output_padding=1)),
+    ((4,), (2,), dict(stride=3, output_padding=2)),
+    ((3,), (2,), dict(dilation=3, output_padding=2)),
+    ((2, 3), (2, 2), dict(stride=(2, 1), padding=((1, 0), (0, 1)), output_padding=(1, 0))),
+    ((3,), (3,), dict(stride=2, padding="same")),
+])
+def test_transposed_derivation_matches_convgrad(x_shape, w_shape, kw):
+    d = derive(x_shape, w_shape, transposed=True, **kw)
+    assert d.check().holds
+    nd = len(x_shape)
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), 0.3
+    y = getattr(cg, f"conv_transpose{nd}d")(x[None, None], w[None, None], np.array([b]), **kw)
+    dy = rng.standard_normal(y.shape[2:])
+    numbers = d.evaluate(x, w, b, dy)
+    dx, dw, db = getattr(cg, f"conv_transpose{nd}d_backward")(
+        dy[None, None], x[None, None], w[None, None], np.array([b]), **kw)
+    np.testing.assert_allclose(numbers["y"], y[0, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(numbers["dx"], dx[0, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(numbers["dw"], dw[0, 0], rtol=1e-12, atol=1e-12)
+    assert numbers["db"] == pytest.approx(db[0])
+    if "output_padding" in kw:
+        op = kw["output_padding"]
+        assert d.output_padding == (op if isinstance(op, tuple) else (op,) * nd)
+
+
+def test_terms_and_formula():
+    d = derive((3, 3), (2, 2))
+    assert d.formula("dx", (1, 1)) == "dx22 = w22\u00b7dy11 + w21\u00b7dy12 + w12\u00b7dy21 + w11\u00b7dy22"
+    assert d.terms("dx", (0, 0)) == [(("w", (0, 0)), ("dy", (0, 0)))]
+    assert d.formula("y", (0, 1)) == "y12 = b + w11\u00b7x12 + w12\u00b7x13 + w21\u00b7x22 + w22\u00b7x23"
+    assert d.formula("db") == "db = dy11 + dy12 + dy21 + dy22"
+    assert [t[1][1] for t in d.terms("dw", (1, 0))] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    # terms reproduce the expression, and a leftover input has none
+    d2 = derive((6,), (2,), stride=2, padding=((0, 1),))
+    for j in range(6):
+        expression = sum(sp.Symbol(f"w{k[0] + 1}") * sp.Symbol(f"dy{i[0] + 1}")
+                         for (_, k), (_, i) in d2.terms("dx", (j,)))
+        assert sp.expand(expression - d2.dx[j]) == 0
+    big = derive((10,), (1,))
+    assert big.formula("dx", (9,)) == "dx_10 = w1\u00b7dy_10"
+    with pytest.raises(ValueError, match="expected one of"):
+        d.terms("x", (0, 0))
+
+
+def test_symbol_names_round_trip():
+    from convgrad.explain.symbols import parse_symbol_name, symbol_name
+    for stem, index in (("x", (9, 2)), ("dy", (0, 1)), ("w", (3,)), ("dy", (11,))):
+        assert parse_symbol_name(symbol_name(stem, index), len(index)) == (stem, index)
+
+
+def test_text_refuses_a_transposed_derivation():
+    from convgrad.explain import text
+    with pytest.raises(ValueError, match="explorer"):
+        text(derive((3,), (2,), transposed=True))

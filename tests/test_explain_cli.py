@@ -44,27 +44,78 @@ def test_case_2d_and_stride2(capsys):
     assert "HOLDS" in out
 
 
-def test_explicit_shapes_and_geometry(capsys):
-    argv = ["explain", "--x", "4,4", "--w", "2,2", "--stride", "2", "--padding", "1:0,0:1",
-            "--dilation", "1"]
+def test_explicit_sizes_and_geometry(capsys):
+    argv = ["explain", "--input-size", "4,4", "--kernel-size", "2,2", "--stride", "2",
+            "--padding", "1:0,0:1", "--dilation", "1"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "padding ((1, 0), (0, 1))" in out and "HOLDS" in out
-    assert main(["explain", "--x", "5", "--w", "3", "--padding", "same", "--stride", "2"]) == 0
+    assert main(["explain", "--input-size", "5", "--kernel-size", "3", "--padding", "same",
+                 "--stride", "2"]) == 0
     assert "HOLDS" in capsys.readouterr().out
 
 
-def test_case_keywords_override(capsys):
-    assert main(["explain", "--case", "2d", "--stride", "2", "--padding", "1"]) == 0
-    assert "x (3, 3), w (2, 2), stride 2, padding 1" in capsys.readouterr().out
+@pytest.mark.parametrize("flag, value", [("--stride", "3"), ("--padding", "1"),
+                                         ("--dilation", "2"), ("--stride", "1")])
+def test_case_refuses_geometry_options(flag, value, capsys):
+    assert main(["explain", "--case", "stride2", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"--case stride2 sets the stride, padding and dilation itself; {flag} does not " \
+           f"apply" in err
+
+
+def test_x_and_w_point_to_the_spatial_options(capsys):
+    assert main(["explain", "--x", "4,4", "--w", "2,2"]) == 2
+    err = capsys.readouterr().err
+    assert "use --input-size 4,4" in err and "full array shape" in err
+    assert main(["explain", "--w", "2"]) == 2
+    assert "use --kernel-size 2" in capsys.readouterr().err
+
+
+def test_chain_rule_line_says_what_dy_is(capsys):
+    assert main(["explain", "--case", "1d"]) == 0
+    line = next(v for v in capsys.readouterr().out.splitlines() if "Chain rule" in v)
+    assert "dy_i/dx_j" not in line and "dy_i = " in line and "J[i, j]" in line
 
 
 def test_latex(capsys):
     assert main(["explain", "--case", "1d", "--latex"]) == 0
     out = capsys.readouterr().out
-    assert "\\frac{\\partial L}{\\partial x_{2}} &= dy_{1} w_{2} + dy_{2} w_{1}" in out
-    assert "w_{2}" in out and "\\begin{aligned}" in out
+    dy1, dy2 = (f"\\tfrac{{\\partial L}}{{\\partial y_{{{i}}}}}" for i in (1, 2))
+    assert f"\\frac{{\\partial L}}{{\\partial x_{{2}}}} &= {dy1} w_{{2}} + {dy2} w_{{1}}" in out
+    assert "dy_{" not in out                              # never d times y
     assert "y1 = " not in out                             # LaTeX instead of text
+    # every math line sits in a \[ ... \] block; the rest are % comments
+    inside = False
+    for line in out.splitlines():
+        if line == "\\[":
+            assert not inside
+            inside = True
+        elif line == "\\]":
+            assert inside
+            inside = False
+        elif not inside:
+            assert line.startswith("%"), line
+    assert not inside and out.count("\\[") >= 10
+
+
+def test_latex_document(capsys, tmp_path):
+    import shutil
+    import subprocess
+    assert main(["explain", "--input-size", "5", "--kernel-size", "3", "--stride", "2",
+                 "--latex-document"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("\\documentclass") and out.rstrip().endswith("\\end{document}")
+    assert "\\usepackage{amsmath}" in out and "MaxMatrixCols" in out
+    assert main(["explain", "--latex", "--latex-document"]) == 2
+    assert main(["explain", "--numeric", "--latex-document"]) == 2
+    if shutil.which("pdflatex"):                          # compile it when TeX is there
+        (tmp_path / "d.tex").write_text(out)
+        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                                 "d.tex"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stdout[-2000:]
+        assert (tmp_path / "d.pdf").exists()
 
 
 def test_latex_names_with_underscores():
@@ -89,14 +140,23 @@ def test_numeric(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--x", "4"], "give both"),
-    (["--w", "2"], "give both"),
-    (["--case", "1d", "--x", "4", "--w", "2"], "not both"),
-    (["--x", "2", "--w", "3"], "larger than the padded input"),
-    (["--x", "2,2,2", "--w", "1,1,1"], "1-D or"),
-    (["--x", "4,4", "--w", "2"], "as many axes"),
-    (["--x", "4", "--w", "2", "--stride", "0"], "stride must be a positive int"),
-    (["--x", "40,40", "--w", "2,2"], "smaller case"),
+    (["--input-size", "4"], "give both"),
+    (["--kernel-size", "2"], "give both"),
+    (["--case", "1d", "--input-size", "4", "--kernel-size", "2"], "not both"),
+    (["--input-size", "2", "--kernel-size", "3"], "larger than the padded input"),
+    (["--input-size", "2,2,2", "--kernel-size", "1,1,1"], "1-D or"),
+    (["--input-size", "4,4", "--kernel-size", "2"], "as many axes"),
+    (["--input-size", "4", "--kernel-size", "2", "--stride", "0"],
+     "stride must be a positive int"),
+    (["--input-size", "40,40", "--kernel-size", "2,2"], "--max-entries 1600"),
+    (["--input-size", "4", "--kernel-size", "2", "--output-padding", "1"],
+     "--output-padding applies to a transposed"),
+    (["--input-size", "4", "--kernel-size", "2", "--transposed"], "applies to --html only"),
+    (["--html", "x.html", "--latex"], "--latex does not apply with --html"),
+    (["--html", "x.html", "--png", "f.png"], "--png does not apply with --html"),
+    (["--html", "no/such/folder/x.html"], "does not exist"),
+    (["--html", "x.html", "--input-size", "13", "--kernel-size", "2"],
+     "the explorer draws inputs of up to 12"),
 ])
 def test_bad_arguments_return_2(argv, message, capsys):
     assert main(["explain", *argv]) == 2
@@ -107,7 +167,58 @@ def test_bad_arguments_return_2(argv, message, capsys):
 def test_run_directly(capsys):
     assert run(case="nope") == 2
     assert "unknown case 'nope'" in capsys.readouterr().err
-    assert run(x_shape=(4,), w_shape=(2,), stride=1, padding="valid") == 0
+    assert run(input_size=(4,), kernel_size=(2,), stride=1, padding="valid") == 0
+
+
+@pytest.mark.parametrize("argv, bound, override", [
+    (["--input-size", "10,10", "--kernel-size", "3,3", "--padding", "40"],
+     "up to 100 entries of x, w and y", "--max-entries 7744"),
+    (["--input-size", "10,10", "--kernel-size", "7,7", "--padding", "3"],
+     "up to 1000", "--max-terms 4900"),
+    (["--input-size", "4", "--kernel-size", "200", "--padding", "100"],
+     "readable up to 100", "--max-entries 200"),
+])
+def test_work_is_estimated_before_it_is_done(argv, bound, override, capsys):
+    """The issue's case ran > 120 s: y (and dy) of (88, 88) counted, refused at once."""
+    import time
+    start = time.perf_counter()
+    assert main(["explain", *argv]) == 2
+    assert time.perf_counter() - start < 5
+    err = capsys.readouterr().err
+    assert bound in err and override in err
+
+
+def test_max_entries_raises_the_bound(capsys):
+    assert main(["explain", "--input-size", "11,10", "--kernel-size", "1,1"]) == 2
+    assert "--max-entries 110" in capsys.readouterr().err
+    assert main(["explain", "--input-size", "11,10", "--kernel-size", "1,1",
+                 "--max-entries", "110"]) == 0
+    assert "HOLDS" in capsys.readouterr().out
+
+
+def test_closed_pipe_exits_quietly(tmp_path):
+    """`convgrad explain | head -1`: one line, no message, exit status 0."""
+    import subprocess
+    import sys
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -m convgrad.apps.cli explain "
+         f"--input-size 8,8 --kernel-size 3,3 | head -1"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("== convgrad explain") and result.stdout.count("\n") == 1
+    assert result.stderr == ""
+
+
+def test_html(tmp_path, capsys):
+    path = tmp_path / "e.html"
+    assert main(["explain", "--html", str(path), "--input-size", "4", "--kernel-size", "3",
+                 "--stride", "2", "--padding", "1", "--transposed", "--output-padding", "1",
+                 "--numeric"]) == 0
+    assert f"explorer written to {path}" in capsys.readouterr().out
+    text = path.read_text()
+    assert '"transposed": true' in text and '"mode": "numbers"' in text
+    assert main(["explain", "--case", "stride2", "--html", str(path)]) == 0
+    assert '"x": [5]' in path.read_text()
 
 
 def test_figure_returns_a_figure(tmp_path):
@@ -125,6 +236,7 @@ def test_figure_returns_a_figure(tmp_path):
 @pytest.mark.parametrize("blocked, argv, needs", [
     ("sympy", ["explain"], "sympy"),
     ("matplotlib", ["explain", "--png", "never.png"], "matplotlib"),
+    ("sympy", ["explain", "--latex-document"], "sympy"),
 ])
 def test_missing_extra_is_reported(blocked, argv, needs, tmp_path):
     import subprocess
@@ -139,7 +251,34 @@ def test_missing_extra_is_reported(blocked, argv, needs, tmp_path):
     assert not (tmp_path / "never.png").exists()
 
 
+def test_png_legend_padding_and_window(tmp_path):
+    fig = draw_case(derive((5,), (3,), stride=2, padding=1), tmp_path / "c.png")
+    texts = [t.get_text() for t in fig.texts]
+    assert any(t.startswith("\u2605 = cross-correlation") for t in texts)     # the legend
+    assert any("insert 1 zero between" in t for t in texts)                  # grammar
+    assert any("zero-padded by 1" in t for t in texts)                       # amounts
+    assert any("pad by ((1, 2),)" in t or "pad by 1" in t for t in texts)
+    red = [p for ax in fig.axes for p in ax.patches
+           if p.get_edgecolor()[:3] == (0.7529411764705882, 0.2235294117647059,
+                                        0.16862745098039217)]
+    assert len(red) == 3 + 3 + 1          # the window of dy, rot180(w), the dx entry
+    fig = draw_case(derive((7,), (3,), stride=3), tmp_path / "d.png")
+    assert any("insert 2 zeros between" in t for t in (t.get_text() for t in fig.texts))
+
+
+def test_html_needs_no_sympy(tmp_path):
+    import subprocess
+    import sys
+    argv = ["explain", "--html", "e.html"]
+    code = ("import sys; sys.modules['sympy'] = None; sys.modules['matplotlib'] = None; "
+            f"from convgrad.apps.cli import main; sys.exit(main({argv!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "e.html").read_text().startswith("<!DOCTYPE html>")
+
+
 def test_wide_jacobians_are_summarized(capsys):
-    assert main(["explain", "--x", "6,5", "--w", "2,2"]) == 0
+    assert main(["explain", "--input-size", "6,5", "--kernel-size", "2,2"]) == 0
     out = capsys.readouterr().out
     assert "20 x 30, too wide to print" in out and "HOLDS" in out

@@ -111,3 +111,61 @@ def test_step_updates_in_place_and_zero_grad():
 def test_optimizer_errors(make, error, pattern):
     with pytest.raises(error, match=pattern):
         make([nn.Parameter(np.zeros(2))])
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda p: nn.SGD(p, lr=INF), "SGD: lr must be a finite number >= 0.0, got inf"),
+    (lambda p: nn.SGD(p, lr=NAN), "SGD: lr must be a finite number >= 0.0, got nan"),
+    (lambda p: nn.SGD(p, lr=-INF), "SGD: lr must be a finite number >= 0.0, got -inf"),
+    (lambda p: nn.SGD(p, lr=np.float32(NAN)), "lr must be a finite number"),
+    (lambda p: nn.SGD(p, lr=10**400), "lr must be a finite number"),
+    (lambda p: nn.SGD(p, lr=-1e-3), r"SGD: lr must be >= 0.0, got -0.001"),
+    (lambda p: nn.SGD(p, lr=0.1, momentum=NAN), "momentum must be a finite number"),
+    (lambda p: nn.SGD(p, lr=0.1, momentum=INF), "momentum must be a finite number"),
+    (lambda p: nn.SGD(p, lr=0.1, dampening=INF), "dampening must be a finite number"),
+    (lambda p: nn.SGD(p, lr=0.1, weight_decay=NAN), "weight_decay must be a finite number"),
+    (lambda p: nn.SGD(p, lr=0.1, weight_decay=-1), "weight_decay must be >= 0.0"),
+    (lambda p: nn.Adam(p, lr=INF), "Adam: lr must be a finite number >= 0.0, got inf"),
+    (lambda p: nn.Adam(p, lr=NAN), "Adam: lr must be a finite number"),
+    (lambda p: nn.Adam(p, betas=(NAN, 0.999)), r"betas\[0\] must be a finite number"),
+    (lambda p: nn.Adam(p, betas=(0.9, -INF)), r"betas\[1\] must be a finite number"),
+    (lambda p: nn.Adam(p, eps=INF), "eps must be a finite number"),
+    (lambda p: nn.Adam(p, eps=NAN), "eps must be a finite number"),
+    (lambda p: nn.Adam(p, weight_decay=INF), "weight_decay must be a finite number"),
+])
+def test_non_finite_or_negative_hyperparameters_are_value_errors(make, pattern):
+    """lr=inf used to be accepted and lr=nan gave a TypeError: both are values, refused."""
+    with pytest.raises(ValueError, match=pattern):
+        make([nn.Parameter(np.zeros(2))])
+
+
+@pytest.mark.parametrize("optimizer", [nn.SGD, nn.Adam])
+@pytest.mark.parametrize("value", [INF, NAN, -0.5, "fast"])
+def test_setting_lr_later_is_checked_too(optimizer, value):
+    """A schedule assigns opt.lr every step: a bad value is refused there, not applied."""
+    p = nn.Parameter(np.ones(2))
+    opt = optimizer([p], lr=0.1)
+    with pytest.raises(TypeError if isinstance(value, str) else ValueError, match="lr must"):
+        opt.lr = value
+    assert opt.lr == 0.1
+    p.grad[...] = 1.0
+    opt.step()
+    assert np.all(np.isfinite(p.data))
+
+
+def test_step_overflow_propagates_inf_without_numpy_warnings():
+    """A finite but huge lr overflows float32 parameters to inf, as torch does, silently."""
+    import torch
+    import warnings
+    p = nn.Parameter(np.ones(3, np.float32))
+    p.grad[...] = np.array([1e10, -1e10, 0.0], np.float32)
+    t = torch.ones(3, requires_grad=True)
+    t.grad = torch.tensor([1e10, -1e10, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nn.SGD([p], lr=1e38).step()
+    torch.optim.SGD([t], lr=1e38).step()
+    assert np.array_equal(p.data, t.detach().numpy())      # [-inf, inf, 1]

@@ -74,9 +74,9 @@ def _conv(nd, op, x, w, b, stride, padding, dilation, groups, algorithm):
     x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
                                dilation=dilation, groups=groups, op=op)
     check_allocation(g.y_shape, g.dtype, f"{op}: the output")
-    with _quiet():
+    with _quiet():                          # float16 out: the cast may overflow to inf
         y = _add_bias(engine.forward(_as(x, g), _as(w, g), g), b)
-    return y.astype(_out_dtype(x, w, b), copy=False)
+        return y.astype(_out_dtype(x, w, b), copy=False)
 
 
 def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algorithm):
@@ -91,7 +91,7 @@ def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algor
         dx = engine.grad_input(dy_g, _as(w, g), g)
         dw = engine.grad_weight(dy_g, _as(x, g), g)
         db = _bias_grad(dy_g, b)
-    return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db
+        return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db
 
 
 def _conv_transpose(nd, op, x, w, b, stride, padding, output_padding, groups, dilation,
@@ -103,7 +103,7 @@ def _conv_transpose(nd, op, x, w, b, stride, padding, output_padding, groups, di
     check_allocation(g.x_shape, g.dtype, f"{op}: the output")
     with _quiet():
         y = _add_bias(engine.grad_input(_as(x, g), _as(w, g), g), b)
-    return y.astype(_out_dtype(x, w, b), copy=False)
+        return y.astype(_out_dtype(x, w, b), copy=False)
 
 
 def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_padding, groups,
@@ -120,7 +120,7 @@ def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_paddin
         dx = engine.forward(dy_g, _as(w, g), g)
         dw = engine.grad_weight(_as(x, g), dy_g, g)
         db = _bias_grad(dy_g, b)
-    return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db
+        return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The geometry of an N-d convolution: every argument normalized and validated, once.
 
-Notation (conv-math.md), for ``nd`` spatial axes:
+Notation (docs/math.md#notation), for ``nd`` spatial axes:
 
     x  (N, C, *in_size)            input batch, e.g. (N, C, H, W)
     w  (F, C // G, *kernel_size)   filters, e.g. (F, C/G, HH, WW); G = groups
@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "ConvGeometry",
     "as_float_array",
+    "as_ndarray",
     "check_algorithm",
     "check_grad_output",
     "check_groups",
@@ -230,23 +231,61 @@ def check_algorithm(algorithm, op: str = "conv") -> str:
 # Arrays
 
 
+def _type_name(a) -> str:
+    """'torch.Tensor', 'numpy.ma.MaskedArray', 'list': the type as its users know it."""
+    cls = type(a)
+    module = cls.__module__.split(".")[0]
+    if module == "builtins":
+        return cls.__qualname__
+    if isinstance(a, np.ma.MaskedArray):
+        return "numpy.ma.MaskedArray"
+    return f"{module}.{cls.__qualname__}"
+
+
+def as_ndarray(a, name: str) -> np.ndarray:
+    """``a`` as a plain ndarray, never copied when it already is one.
+
+    Masked arrays are refused (TypeError): their mask would be silently ignored. Other
+    ndarray subclasses are viewed as ndarrays. Anything else is given to ``np.asarray``:
+    lists, scalars and array-likes it converts (CPU PyTorch tensors that do not require
+    grad, array.array, memoryview) are accepted as NumPy reads them; an object it cannot
+    convert (a tensor that requires grad, a GPU tensor, bfloat16) is refused with a
+    TypeError naming its type, never the foreign library's own error. A ragged nested list
+    is a ValueError.
+    """
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array (numpy.ma.MaskedArray); convgrad would "
+                        f"ignore its mask. Pass {name.split(': ')[-1]}.filled(value) to "
+                        f"choose what masked entries hold, or np.asarray() to drop the mask")
+    if isinstance(a, np.ndarray):
+        return a if type(a) is np.ndarray else a.view(np.ndarray)
+    try:
+        return np.asarray(a)
+    except Exception as error:  # noqa: BLE001 - a foreign library's own exception types
+        if isinstance(a, (list, tuple)) and isinstance(error, (ValueError, TypeError)):
+            raise ValueError(f"{name} could not be read as an array of floats (ragged or "
+                             f"mixed nesting?): {error}") from None
+        hint = ""
+        if type(a).__module__.split(".")[0] == "torch":
+            hint = f"; pass a NumPy array, e.g. {name.split(': ')[-1]}.detach().cpu().numpy()"
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        raise TypeError(f"{name} is a {_type_name(a)}, which NumPy cannot convert to an "
+                        f"array ({type(error).__name__}: {first_line}){hint}") from None
+
+
 def as_float_array(a, name: str) -> np.ndarray:
     """Turn ``a`` into a float ndarray without copying when it already is one.
 
     float16/float32/float64 are kept. Integer arrays (and Python ints) are computed in
-    float64, as NumPy promotes them. Booleans, complex numbers, strings, objects, None and
-    ragged lists are refused with a TypeError or ValueError naming the argument.
+    float64, as NumPy promotes them. Booleans, complex numbers, strings, objects, None,
+    ragged lists and masked arrays are refused with a TypeError or ValueError naming the
+    argument; array-likes are converted or refused as :func:`as_ndarray` says.
     """
     if a is None:
         raise TypeError(f"{name} must be an array of floats, got None")
     if isinstance(a, (str, bytes)):
         raise TypeError(f"{name} must be an array of floats, got a {type(a).__name__}: {a!r}")
-    if not isinstance(a, np.ndarray):
-        try:
-            a = np.asarray(a)
-        except (ValueError, TypeError) as error:  # ragged lists, odd objects
-            raise ValueError(f"{name} could not be read as an array of floats "
-                             f"(ragged or mixed nesting?): {error}") from None
+    a = as_ndarray(a, name)
     kind = a.dtype.kind
     if kind in "iu":
         return a.astype(np.float64)

@@ -37,7 +37,7 @@ from ..geometry import positive_int
 from ..gradcheck import gradcheck
 
 __all__ = ["demo", "train", "predict", "build_model", "load_data", "image_to_digit",
-           "conv_gradient_check", "ARCHITECTURE", "DEFAULT_LR"]
+           "conv_gradient_check", "TrainingDivergedError", "ARCHITECTURE", "DEFAULT_LR"]
 
 FORMAT = "convgrad-digits"
 FORMAT_VERSION = 1
@@ -154,6 +154,22 @@ def _check_options(epochs, batch_size, lr, optimizer, seed, dtype):
     return float(lr), name
 
 
+class TrainingDivergedError(ValueError):
+    """The loss became NaN or infinite: training stopped before anything was written."""
+
+
+def _check_finite(loss: float, where: str, lr: float, bar) -> None:
+    """Stop training on a NaN or infinite loss, with what happened and what to try."""
+    if math.isfinite(loss):
+        return
+    if bar is not None:
+        bar.close()
+    raise TrainingDivergedError(
+        f"training diverged: the loss became {loss} {where}; training stopped and nothing "
+        f"was written (a model already in the output folder is kept as it was); try a "
+        f"smaller learning rate than lr={lr:g}")
+
+
 def _evaluate(model, loss_fn, x, y, batch_size: int = 512) -> tuple[float, float, np.ndarray]:
     """(mean loss, accuracy, predicted classes) of ``model`` in eval mode."""
     model.eval()
@@ -164,8 +180,10 @@ def _evaluate(model, loss_fn, x, y, batch_size: int = 512) -> tuple[float, float
     return loss, float((predicted == y).mean()), predicted
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")   # the loss is checked
 def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo):
-    """The training loop; returns (model, metrics)."""
+    """The training loop; returns (model, metrics). A NaN or infinite loss (training or
+    held-out) raises :class:`TrainingDivergedError` at once."""
     init_seed, order_seed = np.random.SeedSequence(seed).spawn(2)
     model = build_model(ARCHITECTURE, dtype=dtype, rng=np.random.default_rng(init_seed))
     order = np.random.default_rng(order_seed)
@@ -193,6 +211,8 @@ def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo
             opt.zero_grad()
             logits = model.forward(x[batch])                                   # (B, 10)
             loss = loss_fn.forward(logits, y[batch])
+            _check_finite(loss, f"at step {step} of {total_steps} (epoch {epoch + 1} of "
+                          f"{epochs})", lr, bar)
             model.backward(loss_fn.backward())
             opt.step()
             loss_sum += loss * len(batch)
@@ -203,6 +223,7 @@ def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo
                                 refresh=False)
                 bar.update(1)
         test_loss, test_accuracy, _ = _evaluate(model, loss_fn, data["x_test"], data["y_test"])
+        _check_finite(test_loss, f"on the held-out digits after epoch {epoch + 1}", lr, bar)
         history["epoch_train_loss"].append(loss_sum / seen)
         history["epoch_train_accuracy"].append(correct / seen)
         history["epoch_test_loss"].append(test_loss)
@@ -280,7 +301,9 @@ def train(out_dir, *, epochs=12, batch_size=32, lr=None, optimizer="adam", seed=
         echo: where to print (a function taking a string).
         extra_metrics: a dict merged into the metrics (the demo adds its gradient check).
 
-    Returns the metrics dict also written to metrics.json.
+    Returns the metrics dict also written to metrics.json. Raises
+    :class:`TrainingDivergedError` (a ValueError) as soon as a training or held-out loss is
+    NaN or infinite; nothing is written then, so an earlier model in ``out_dir`` is kept.
     """
     lr, dtype = _check_options(epochs, batch_size, lr, optimizer, seed, dtype)
     os.makedirs(out_dir, exist_ok=True)

@@ -10,7 +10,7 @@ being a leading axis of one batched product (never a Python loop). Two layouts
     "samples"  cols (n, G, C/G*K, P): one product per sample, written straight into y;
                best for large P (no transposed copies of y or dy)
 
-The backward pass is the same machinery with the roles swapped (conv-math.md):
+The backward pass is the same machinery with the roles swapped (docs/math.md):
 
 * dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads (a
   layer of :mod:`convgrad.nn` may keep them from its forward pass: :class:`ColumnCache`);
@@ -379,7 +379,7 @@ def _rotated_swapped(w: np.ndarray, groups: int) -> np.ndarray:
 def _swapped_geometry(g: ConvGeometry) -> ConvGeometry:
     """dx at stride 1 as a forward correlation: dy (N, F, *out) -> dx (N, C, *in).
 
-    Padding kd-1-lo before and in+kd-1-out-(kd-1-lo) after (conv-math.md with s = 1).
+    Padding kd-1-lo before and in+kd-1-out-(kd-1-lo) after (docs/math.md#the-input-gradient-dx with s = 1).
     """
     padding = tuple((kd - 1 - lo, n + kd - 1 - o - (kd - 1 - lo))
                     for n, o, kd, (lo, _) in zip(g.in_size, g.out_size, g.kernel_extent,

@@ -1,4 +1,4 @@
-"""The reference engine: loops that read like the equations of conv-math.md.
+"""The reference engine: loops that read like the equations of docs/math.md.
 
 This is the project's in-house oracle and its teaching code. It is slow on purpose
 (plain Python loops over output positions) and written to be read:
@@ -6,7 +6,7 @@ This is the project's in-house oracle and its teaching code. It is slow on purpo
 * :func:`forward` is the definition of the layer, a strided, dilated, grouped
   cross-correlation of the zero-padded input with the filters;
 * :func:`grad_input` and :func:`grad_weight` are the same correlation called with the
-  roles swapped, exactly as conv-math.md derives them:
+  roles swapped, exactly as docs/math.md derives them:
 
   - dx is the "full" correlation of dy, with ``stride - 1`` zeros inserted between its
     entries and padded by ``kd - 1 - pad``, with the 180-degree rotated filters (the

@@ -21,7 +21,8 @@ which is where the time goes when C and F are large (2.25x fewer multiply-adds t
 im2col + GEMM); the transforms are a few additions per element, done on whole strided
 views of the batch at once. The gradients are the same machinery:
 
-* dx: the forward correlation of the padded dy with the rotated filters (conv-math.md),
+* dx: the forward correlation of the padded dy with the rotated filters
+  (docs/math.md#the-input-gradient-dx),
   itself a 3x3 stride-1 correlation;
 * dw: the adjoint of the products and the filter transform,
   dU[ij] = sum over tiles (A dY A^T)[ij] @ V[ij]^T, and dw = G^T dU G.

@@ -1,4 +1,4 @@
-"""The gradient identities of conv-math.md, for one sample and one channel, step by step.
+"""The gradient identities of docs/math.md, for one sample and one channel, step by step.
 
 Each rule takes the spatial arrays of one case, x (*in), w (*k), dy (*out), and its
 :class:`~convgrad.geometry.ConvGeometry`, and returns an :class:`Identity` holding every
@@ -34,7 +34,8 @@ import numpy as np
 from ..geometry import ConvGeometry
 from ..engine.reference import dilate, pad, rot180
 
-__all__ = ["Identity", "correlate", "conv_identities", "naive_identities", "RULES"]
+__all__ = ["Identity", "correlate", "conv_identities", "naive_identities",
+           "transposed_identities", "RULES"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _sum(a: np.ndarray):
 
 def conv_identities(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
                     geometry: ConvGeometry) -> Identity:
-    """The general rule of conv-math.md: zero insertion + padding for dx, s and d swapped for dw.
+    """The general rule of docs/math.md: zero insertion + padding for dx, s and d swapped for dw.
 
     x (*in), w (*k), dy (*out) spatial arrays of one sample and one channel.
     """
@@ -144,4 +145,32 @@ def naive_identities(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
                     _sum(dy))
 
 
-RULES = {"general": conv_identities, "naive": naive_identities}
+def transposed_identities(x: np.ndarray, w: np.ndarray, dy: np.ndarray,
+                          geometry: ConvGeometry) -> Identity:
+    """The gradients of a transposed convolution (docs/math.md#transposed-convolution-is-the-adjoint).
+
+    x (*out), w (*k), dy (*in) for ``geometry``, the forward convolution the transposed one
+    is the adjoint of. Its forward is the forward convolution's dx map, so its gradients
+    are the primitive with the roles swapped once more:
+
+    * dx = dy zero-padded by the forward padding, correlated with w at stride s and
+      dilation d: a forward convolution;
+    * dw = the forward convolution's dw with dy in the place of x and x in the place of dy;
+    * db = sum(dy).
+
+    The returned Identity holds :func:`conv_identities` of (dy, w, x): its ``dy_spread``,
+    ``dy_full`` and ``w_rotated`` build the transposed forward pass (x spread, padded,
+    correlated with rot180(w)); its ``dx`` is replaced by the forward correlation of dy.
+    """
+    g = geometry
+    swapped = conv_identities(dy, w, x, g)
+    dy_padded = pad(_batch(dy), g.padding)[0, 0]                            # (*padded)
+    dx = correlate(dy_padded, w, g.stride, g.dilation, g.out_size)          # (*out)
+    return Identity("transposed (dx: a forward convolution of dy; dw: roles of x and dy "
+                    "swapped)", swapped.dy_spread, swapped.dx_padding, swapped.dy_full,
+                    swapped.w_rotated, dx, swapped.x_padding, swapped.x_padded,
+                    swapped.dw_stride, swapped.dw_dilation, swapped.dw, _sum(dy))
+
+
+RULES = {"general": conv_identities, "naive": naive_identities,
+         "transposed": transposed_identities}

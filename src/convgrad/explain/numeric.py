@@ -6,7 +6,7 @@
 For one sample and one channel, with random x, w, b and a random upstream gradient dy
 (float64), dx, dw and db are computed four ways:
 
-* ``identity``: the general rule of conv-math.md, :func:`~convgrad.explain.identities.
+* ``identity``: the general rule of docs/math.md, :func:`~convgrad.explain.identities.
   conv_identities`, run on the numbers;
 * ``derived``: the SymPy expressions of the derivation with the numbers substituted;
 * ``backward``: :func:`convgrad.conv1d_backward` / :func:`convgrad.conv2d_backward`;

@@ -14,7 +14,7 @@ from .._optional import require
 
 sp = require("sympy", "explain", "convgrad explain")
 
-__all__ = ["symbol_name", "symbol_grid", "latex_names", "to_sympy_array", "to_object_array"]
+__all__ = ["symbol_name", "parse_symbol_name", "symbol_grid", "latex_names", "to_sympy_array", "to_object_array"]
 
 
 def symbol_name(stem: str, index) -> str:
@@ -23,6 +23,20 @@ def symbol_name(stem: str, index) -> str:
     if any(i > 9 for i in one_based):
         return stem + "".join(f"_{i}" for i in one_based)
     return stem + "".join(str(i) for i in one_based)
+
+
+def parse_symbol_name(name: str, nd: int) -> tuple[str, tuple[int, ...]]:
+    """The inverse of :func:`symbol_name`: ('x_10_3', 2) -> ('x', (9, 2)); ('dy12', 2) ->
+    ('dy', (0, 1))."""
+    if "_" in name:
+        stem, *digits = name.split("_")
+        indices = [int(v) for v in digits]
+    else:
+        stem = name.rstrip("0123456789")
+        indices = [int(v) for v in name[len(stem):]]
+    if len(indices) != nd or not stem:
+        raise ValueError(f"{name!r} is not the name of an entry of a {nd}-D array")
+    return stem, tuple(i - 1 for i in indices)
 
 
 def symbol_grid(stem: str, shape) -> np.ndarray:

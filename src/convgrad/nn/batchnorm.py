@@ -18,13 +18,15 @@ The backward pass in training mode goes through the statistics too:
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
 from ..geometry import positive_int
+from ..memory import check_allocation
 from .init import check_dtype
-from .module import Module
+from .module import Module, quiet_arithmetic
 from .parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
@@ -40,16 +42,22 @@ class _BatchNorm(Module):
         super().__init__()
         name = type(self).__name__
         self.num_features = positive_int(num_features, f"{name}: num_features")
-        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
-            raise ValueError(f"{name}: eps must be a positive float, got {eps!r}")
+        if not isinstance(eps, numbers.Real) or isinstance(eps, bool):
+            raise TypeError(f"{name}: eps must be a positive float, got {eps!r}")
+        if not 0 < eps < math.inf:
+            raise ValueError(f"{name}: eps must be a positive float, got {eps!r} (finite, "
+                             f"> 0)")
+        allowed = "a float in [0, 1] or None (cumulative average)"
         if momentum is not None and (not isinstance(momentum, numbers.Real)
-                                     or isinstance(momentum, bool) or not 0 <= momentum <= 1):
-            raise ValueError(f"{name}: momentum must be a float in [0, 1] or None (cumulative "
-                             f"average), got {momentum!r}")
+                                     or isinstance(momentum, bool)):
+            raise TypeError(f"{name}: momentum must be {allowed}, got {momentum!r}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: momentum must be {allowed}, got {momentum!r}")
         for flag, value in (("affine", affine), ("track_running_stats", track_running_stats)):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{name}: {flag} must be True or False, got {value!r}")
         dtype = check_dtype(dtype, f"{name}: dtype")
+        check_allocation((self.num_features,), dtype, f"{name}: the per-channel statistics")
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
@@ -78,6 +86,7 @@ class _BatchNorm(Module):
                              f"{self.num_features}, got shape {x.shape}")
         return x
 
+    @quiet_arithmetic
     def forward(self, x):
         x = self._check_input(x)
         axes = (0, *range(2, x.ndim))                           # all but C
@@ -108,6 +117,7 @@ class _BatchNorm(Module):
         self.running_mean[...] = (1 - factor) * self.running_mean + factor * mean
         self.running_var[...] = (1 - factor) * self.running_var + factor * unbiased
 
+    @quiet_arithmetic
     def backward(self, dy):
         xhat, inv_std, use_batch, axes, shape = self._saved(self._cache)
         dy = self._grad(dy, xhat.shape)

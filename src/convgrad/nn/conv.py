@@ -1,7 +1,7 @@
 """Convolution layers: Conv1d/2d/3d and ConvTranspose1d/2d/3d, PyTorch's arguments.
 
 The layers hold the parameters and call :mod:`convgrad.functional` for all arithmetic;
-nothing about convolution is computed here. Notation (conv-math.md), 2-D:
+nothing about convolution is computed here. Notation (docs/math.md#notation), 2-D:
 
     x  (N, C, H, W)          input, C = in_channels
     w  (F, C/G, HH, WW)      Conv2d weight, F = out_channels, G = groups
@@ -28,6 +28,7 @@ from .. import functional
 from ..engine import fast
 from ..geometry import (check_groups, conv_geometry, conv_transpose_geometry, positive_int,
                         normalize_padding, ntuple)
+from ..memory import check_allocation
 from .init import as_generator, check_dtype, default_bound, uniform
 from .module import Module
 from .parameter import Parameter
@@ -71,7 +72,7 @@ class _ConvBase(Module):
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"{name}: bias must be True or False, got {bias!r}")
         dtype = check_dtype(dtype, f"{name}: dtype")
-        self._validate()
+        self._validate(dtype)
         self.output_padding = tuple(lo for lo, _ in normalize_padding(
             self.output_padding, nd, strings=False))         # validated: one int per axis
         rng = as_generator(rng, f"{name}: rng")
@@ -84,22 +85,48 @@ class _ConvBase(Module):
         self.bias = Parameter(uniform(rng, bound, (self.out_channels,), dtype)) if bias else None
         self._x = None
 
-    def _validate(self) -> None:
-        """Run the functional's geometry checks on an empty batch large enough to fit."""
-        pads = ([(0, 0)] * self.nd if isinstance(self.padding, str)
-                else normalize_padding(self.padding, self.nd))
-        size = tuple(d * (k - 1) + 1 + lo + hi + s for k, d, (lo, hi), s in
-                     zip(self.kernel_size, self.dilation, pads, self.stride))
-        op, x = type(self).__name__, np.empty((0, self.in_channels, *size))   # N = 0
+    def _validate(self, dtype) -> None:
+        """Run the functional's geometry checks on an empty batch of the smallest input
+        that fits, and refuse, as the functional does (MemoryError naming the size), a
+        weight or a smallest output that could never be allocated. Sizes are Python ints
+        and the arrays zero-stride views, so stride=2**70 or kernel_size=2**40 meet the
+        functional's messages, never NumPy's "Maximum allowed dimension exceeded"."""
+        nd, op = self.nd, type(self).__name__
+        c, f, groups = self.in_channels, self.out_channels, self.groups
+        w_shape = ((c, f // groups) if self.transposed else (f, c // groups)) + self.kernel_size
+        check_allocation(w_shape, dtype, f"{op}: the weight")
+        size = self._smallest_input()
+        check_allocation((1, c, *size), dtype, f"{op}: the smallest input it accepts")
+        x, w = (np.broadcast_to(np.zeros((), dtype), shape) for shape in ((0, c, *size), w_shape))
         if self.transposed:
-            w = np.empty((self.in_channels, self.out_channels // self.groups, *self.kernel_size))
-            conv_transpose_geometry(x, w, nd=self.nd, stride=self.stride, padding=self.padding,
-                                    output_padding=self.output_padding, groups=self.groups,
-                                    dilation=self.dilation, op=op)
+            *_, g = conv_transpose_geometry(x, w, nd=nd, stride=self.stride,
+                                            padding=self.padding,
+                                            output_padding=self.output_padding,
+                                            groups=groups, dilation=self.dilation, op=op)
+            out = (1, g.in_channels, *g.in_size)             # the transposed output
         else:
-            w = np.empty((self.out_channels, self.in_channels // self.groups, *self.kernel_size))
-            conv_geometry(x, w, nd=self.nd, stride=self.stride, padding=self.padding,
-                          dilation=self.dilation, groups=self.groups, op=op)
+            *_, g = conv_geometry(x, w, nd=nd, stride=self.stride, padding=self.padding,
+                                  dilation=self.dilation, groups=groups, op=op)
+            out = (1, g.out_channels, *g.out_size)
+        check_allocation(out, dtype, f"{op}: the output for the smallest input")
+
+    def _smallest_input(self) -> tuple[int, ...]:
+        """Per axis, the smallest input size with an output of at least 1 (Python ints)."""
+        if isinstance(self.padding, str):                    # 'same', 'valid' below
+            pads = [(0, 0)] * self.nd
+        else:
+            pads = normalize_padding(self.padding, self.nd)
+        extents = [d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation)]
+        if not self.transposed:
+            if self.padding == "same":
+                return (1,) * self.nd
+            return tuple(max(e - lo - hi, 1) for e, (lo, hi) in zip(extents, pads))
+        extra = [max(pair) for pair in normalize_padding(
+            self.output_padding, self.nd, f"{type(self).__name__}: output_padding",
+            strings=False)]
+        # transposed output (i - 1) * s - lo - hi + extent + extra >= 1
+        return tuple(1 + max(0, -(-(lo + hi - e - o + 1) // s))
+                     for e, (lo, hi), o, s in zip(extents, pads, extra, self.stride))
 
     def _keywords(self) -> dict:
         keywords = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,

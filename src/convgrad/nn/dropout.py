@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .init import as_generator
-from .module import Module
+from .module import Module, quiet_arithmetic
 
 __all__ = ["Dropout"]
 
@@ -38,6 +38,7 @@ class Dropout(Module):
         self._scale = None      # mask / (1 - p), or 1.0 where the layer was the identity
         self._shape = None      # the forward input's shape
 
+    @quiet_arithmetic
     def forward(self, x):
         x = self._input(x)                                     # integers -> float64
         self._shape = x.shape
@@ -51,6 +52,7 @@ class Dropout(Module):
             self._scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self._scale
 
+    @quiet_arithmetic
     def backward(self, dy):
         scale = self._saved(self._scale)
         return self._grad(dy, self._shape) * scale

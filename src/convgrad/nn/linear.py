@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import positive_int
+from ..memory import check_allocation
 from .init import as_generator, check_dtype, default_bound, uniform
-from .module import Module
+from .module import Module, quiet_arithmetic
 from .parameter import Parameter
 
 __all__ = ["Linear"]
@@ -33,12 +34,14 @@ class Linear(Module):
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"Linear: bias must be True or False, got {bias!r}")
         dtype = check_dtype(dtype, "Linear: dtype")
+        check_allocation((self.out_features, self.in_features), dtype, "Linear: the weight")
         rng = as_generator(rng, "Linear: rng")
         bound = default_bound(self.in_features)
         self.weight = Parameter(uniform(rng, bound, (self.out_features, self.in_features), dtype))
         self.bias = Parameter(uniform(rng, bound, (self.out_features,), dtype)) if bias else None
         self._x = None
 
+    @quiet_arithmetic
     def forward(self, x):
         x = self._input(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
@@ -50,6 +53,7 @@ class Linear(Module):
             y = y + self.bias.data
         return y
 
+    @quiet_arithmetic
     def backward(self, dy):
         x = self._saved(self._x)
         dy = self._grad(dy, x.shape[:-1] + (self.out_features,))

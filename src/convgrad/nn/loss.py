@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Module
+from ..geometry import as_ndarray
+from .module import Module, quiet_arithmetic
 
 __all__ = ["CrossEntropyLoss", "log_softmax", "softmax"]
 
 
+@quiet_arithmetic
 def log_softmax(z, axis: int = -1) -> np.ndarray:
     """log(softmax(z)) along ``axis``, without overflow. Shape: z any, result z's shape."""
-    z = np.asarray(z)
+    z = as_ndarray(z, "log_softmax: z")
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+@quiet_arithmetic
 def softmax(z, axis: int = -1) -> np.ndarray:
     """exp(z) / sum(exp(z)) along ``axis``, without overflow. Shape: z any, result z's shape."""
     return np.exp(log_softmax(z, axis))
@@ -52,9 +55,10 @@ class CrossEntropyLoss(Module):
         self.reduction = reduction
         self._cache = None
 
+    @quiet_arithmetic
     def forward(self, logits, labels) -> float:
-        logits = np.asarray(logits)
-        labels = np.asarray(labels)
+        logits = as_ndarray(logits, "CrossEntropyLoss: logits")
+        labels = as_ndarray(labels, "CrossEntropyLoss: labels")
         if logits.ndim != 2 or logits.dtype.kind != "f":
             raise ValueError(f"CrossEntropyLoss: logits must be a float array (N, K), got "
                              f"shape {logits.shape} and dtype {logits.dtype}")
@@ -77,6 +81,7 @@ class CrossEntropyLoss(Module):
     def __call__(self, logits, labels) -> float:
         return self.forward(logits, labels)
 
+    @quiet_arithmetic
     def backward(self, dloss: float = 1.0) -> np.ndarray:
         """d(dloss * loss) / d logits: (softmax - onehot) * dloss (/ N for 'mean')."""
         log_p, labels = self._saved(self._cache, "the logits and labels")

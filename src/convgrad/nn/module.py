@@ -23,6 +23,10 @@ from .parameter import Parameter
 
 __all__ = ["Module"]
 
+# Layers compute with NaN and inf as PyTorch does (overflow gives inf, inf - inf gives
+# NaN), silently: NumPy's warnings would only be noise. A decorator, safe across threads.
+quiet_arithmetic = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
 
 def _indent(text: str, spaces: int = 2) -> str:
     """Indent every line of ``text`` but the first."""

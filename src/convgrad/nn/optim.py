@@ -25,13 +25,23 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 def _number(value, name: str, owner: str, *, low: float = 0.0, below: float | None = None):
-    """A real number >= low (and < below); the error names the value."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
-    if value < low or (below is not None and value >= below):
-        allowed = f">= {low}" + (f" and < {below}" if below is not None else "")
+    """A finite real number >= low (and < below), as a float; the error names the value.
+
+    Not a number (a string, None, a bool): TypeError. NaN, inf, or out of range: ValueError.
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r} "
+                        f"({type(value).__name__})")
+    allowed = f">= {low}" + (f" and < {below}" if below is not None else "")
+    try:
+        number = float(value)
+    except OverflowError:                                     # an int of 400 digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{owner}: {name} must be a finite number {allowed}, got {value!r}")
+    if number < low or (below is not None and number >= below):
         raise ValueError(f"{owner}: {name} must be {allowed}, got {value!r}")
-    return float(value)
+    return number
 
 
 class Optimizer:
@@ -53,13 +63,26 @@ class Optimizer:
             raise ValueError(f"{name}: a parameter appears more than once in params")
         self.state: list[dict] = [{} for _ in self.params]
 
+    @property
+    def lr(self) -> float:
+        """The learning rate: a finite number >= 0, checked whenever it is set (a schedule
+        that produces NaN or inf is stopped at once)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = _number(value, "lr", type(self).__name__)
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.zero_grad()
 
     def step(self) -> None:
-        for p, state in zip(self.params, self.state):
-            self._update(p, state)
+        """Update every parameter. Overflow to inf and NaN propagate silently, as in
+        PyTorch (a training loop checks its loss); NumPy's warnings are not printed."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            for p, state in zip(self.params, self.state):
+                self._update(p, state)
 
     def _update(self, p: Parameter, state: dict) -> None:
         raise NotImplementedError
@@ -77,7 +100,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False) -> None:
         super().__init__(params)
-        self.lr = _number(lr, "lr", "SGD")
+        self.lr = lr
         self.momentum = _number(momentum, "momentum", "SGD")
         self.dampening = _number(dampening, "dampening", "SGD")
         self.weight_decay = _number(weight_decay, "weight_decay", "SGD")
@@ -118,7 +141,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0) -> None:
         super().__init__(params)
-        self.lr = _number(lr, "lr", "Adam")
+        self.lr = lr
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (_number(betas[0], "betas[0]", "Adam", below=1.0),

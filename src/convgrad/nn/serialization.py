@@ -8,35 +8,31 @@ The archive holds one array per entry of ``model.state_dict()``, named as there
 ``__metadata__`` (a 0-d unicode array, readable with :func:`read_metadata`).
 
 Saving writes a temporary file in the destination folder and renames it over the
-destination (os.replace), so a crash never leaves a half-written model. Loading reads
-every array with ``allow_pickle=False``, checks all of them against the model (names,
-shapes, kinds of dtype), and only then copies them in, cast to the model's dtypes: a bad
-file raises :class:`ModelFileError` (a ValueError) and leaves the model unchanged.
+destination (os.replace), so a crash never leaves a half-written model. Loading trusts
+nothing in the file (:mod:`convgrad.nn.archive`): the zip directory and every array's
+.npy header (names, dtypes, shapes, sizes) are checked against the model before any data
+is inflated, so a hostile file costs no more memory than the model itself and is refused
+in milliseconds. Then the arrays are read (``allow_pickle`` never arises: object arrays
+are refused from their header), cast to the model's dtypes (values beyond the dtype's
+range are refused, not turned into inf), and only then copied in: a bad file raises
+:class:`ModelFileError` (a ValueError) and leaves the model unchanged.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-import zipfile
-import zlib
 
 import numpy as np
+
+from .archive import MAX_MEMBERS, ModelFileError, ModelFileNotFoundError, open_archive
 
 __all__ = ["save", "load", "read_metadata", "ModelFileError", "ModelFileNotFoundError",
            "METADATA_KEY"]
 
 METADATA_KEY = "__metadata__"
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-_NPY_MAGIC = b"\x93NUMPY"
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be read, or whose arrays do not fit the model."""
-
-
-class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
-    """The model file does not exist (both a ValueError and a FileNotFoundError)."""
+MAX_METADATA_BYTES = 1 << 20     # 256 Ki characters of JSON: metadata is a few lines
+_MAX_PROBLEMS_SHOWN = 20
 
 
 # ----------------------------------------------------------------------------------------
@@ -84,89 +80,42 @@ def save(model, path, *, metadata: dict | None = None) -> None:
 # Reading
 
 
-def _check_file(path: str) -> None:
-    """Refuse, by its first bytes, anything that is not a zip archive (what .npz is)."""
-    if not os.path.exists(path):
-        raise ModelFileNotFoundError(f"model file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise ModelFileError(f"model file {path!r} is a directory, not a .npz file")
-    with open(path, "rb") as stream:
-        head = stream.read(8)
-    if not head:
-        raise ModelFileError(f"model file {path!r} is empty")
-    if head.startswith(_NPY_MAGIC):
-        raise ModelFileError(f"{path!r} is a .npy file (one array), not a .npz model file "
-                             f"(one array per parameter); save models with convgrad.nn.save")
-    if head[:1] == b"\x80":
-        raise ModelFileError(f"{path!r} looks like a pickle; convgrad never loads pickles "
-                             f"(they can run code): save models with convgrad.nn.save")
-    if not head.startswith(_ZIP_MAGIC):
-        raise ModelFileError(f"{path!r} is not a .npz file (it does not start with the zip "
-                             f"signature PK\\x03\\x04)")
-
-
-def _member_dtype(archive: zipfile.ZipFile, key: str):
-    """The dtype in an .npy member's header, or None if the header is unreadable."""
-    try:
-        with archive.open(f"{key}.npy") as stream:
-            version = np.lib.format.read_magic(stream)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            return read_header(stream)[2]
-    except Exception:  # noqa: BLE001 - a diagnosis for an error already being reported
-        return None
-
-
-def _read_arrays(path) -> dict[str, np.ndarray]:
-    """Every array of the .npz at ``path``, fully read (so corruption shows up here)."""
-    path = os.fspath(path)
-    _check_file(path)
-    arrays = {}
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            for key in archive.files:
-                try:
-                    value = archive[key]
-                except ValueError:
-                    dtype = _member_dtype(archive.zip, key)
-                    if dtype is not None and dtype.hasobject:
-                        raise ModelFileError(
-                            f"{path!r}: array {key!r} holds Python objects (dtype {dtype}), "
-                            f"which would need unpickling; convgrad never loads pickles"
-                        ) from None
-                    raise
-                if not isinstance(value, np.ndarray):
-                    raise ModelFileError(f"{path!r}: entry {key!r} is not a NumPy array "
-                                         f"(a foreign file inside the archive)")
-                arrays[key] = value
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
-        raise ModelFileError(f"{path!r} is truncated or corrupted and cannot be read as a "
-                             f".npz file ({type(error).__name__}: {error})") from None
-    return arrays
-
-
-def _parse_metadata(path, arrays) -> dict:
-    if METADATA_KEY not in arrays:
+def _metadata(path: str, archive, members: dict) -> dict:
+    """The JSON object under METADATA_KEY ({} if absent), its size checked before reading."""
+    if METADATA_KEY not in members:
         return {}
-    value = arrays[METADATA_KEY]
-    if value.shape != () or value.dtype.kind != "U":
+    member = members[METADATA_KEY]
+    if member.shape != () or member.dtype.kind != "U":
         raise ModelFileError(f"{path!r}: {METADATA_KEY!r} must be a JSON string, got an "
-                             f"array of shape {value.shape} and dtype {value.dtype}")
+                             f"array of shape {member.shape} and dtype {member.dtype}")
+    if member.nbytes > MAX_METADATA_BYTES:
+        raise ModelFileError(f"{path!r}: {METADATA_KEY!r} holds {member.nbytes:,} bytes, "
+                             f"more than the {MAX_METADATA_BYTES:,} allowed for metadata")
+    text = str(archive.read(member)[()])
     try:
-        metadata = json.loads(str(value))
-    except json.JSONDecodeError as error:
-        raise ModelFileError(f"{path!r}: {METADATA_KEY!r} is not valid JSON ({error})") from None
+        metadata = json.loads(text)
+    except RecursionError:
+        raise ModelFileError(f"{path!r}: {METADATA_KEY!r} is JSON nested too deeply to "
+                             f"read") from None
+    except ValueError as error:          # JSONDecodeError, or an integer of 5,000 digits
+        raise ModelFileError(f"{path!r}: {METADATA_KEY!r} is not valid JSON "
+                             f"({str(error)[:200]})") from None
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path!r}: {METADATA_KEY!r} must hold a JSON object")
     return metadata
 
 
 def read_metadata(path) -> dict:
-    """The metadata dict saved with a model ({} if none), without needing the model."""
-    arrays = _read_arrays(path)
-    return _parse_metadata(os.fspath(path), arrays)
+    """The metadata dict saved with a model ({} if none), without needing the model.
+
+    Only the metadata member is inflated (at most MAX_METADATA_BYTES); the archive's
+    directory is checked as :func:`load` checks it.
+    """
+    path = os.fspath(path)
+    with open_archive(path) as archive:
+        members = ({METADATA_KEY: archive.member(METADATA_KEY)}
+                   if METADATA_KEY in archive.keys() else {})
+        return _metadata(path, archive, members)
 
 
 def _problems(expected: dict, found: dict) -> list[str]:
@@ -191,22 +140,47 @@ def _problems(expected: dict, found: dict) -> list[str]:
     return problems
 
 
+def _cast(path: str, key: str, value: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``value`` in ``target``'s dtype; values beyond that dtype's range are refused (a
+    float64 1e300 would become inf in float32, an int beyond int64 would wrap)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = value.astype(target.dtype)
+        if target.dtype.kind == "f":
+            lost = np.isfinite(value) & ~np.isfinite(cast)
+        else:
+            lost = cast != value
+    if lost.any():
+        count = int(lost.sum())
+        raise ModelFileError(f"{path!r}: key {key!r} holds {count:,} value"
+                             f"{'s' if count > 1 else ''} beyond the range of the model's "
+                             f"dtype {target.dtype} (e.g. {value[lost].flat[0].item()!r})")
+    return cast
+
+
 def load(model, path) -> dict:
     """Copy the arrays saved at ``path`` into ``model``; return the saved metadata ({}).
 
-    Every array is checked first: the keys must be exactly the model's state_dict names,
-    each of the same shape and the same kind of dtype (float for parameters; values are
-    cast to the model's dtype). Any problem raises :class:`ModelFileError` (a ValueError)
-    listing all of them, and the model is left exactly as it was.
+    Every array is checked first, from its header, before any data is read: the keys
+    must be exactly the model's state_dict names, each of the same shape and the same kind
+    of dtype (float for parameters; values are cast to the model's dtype). Any problem
+    raises :class:`ModelFileError` (a ValueError) listing all of them, and the model is
+    left exactly as it was.
     """
-    found = _read_arrays(path)
-    metadata = _parse_metadata(os.fspath(path), found)
+    path = os.fspath(path)
     expected = model.state_dict()
-    problems = _problems(expected, found)
-    if problems:
-        raise ModelFileError(f"{os.fspath(path)!r} does not match the model "
-                             f"{type(model).__name__} ({len(problems)} problem"
-                             f"{'s' if len(problems) > 1 else ''}):\n  " + "\n  ".join(problems))
+    with open_archive(path, max_members=max(MAX_MEMBERS, len(expected) + 1)) as archive:
+        found = {key: archive.member(key) for key in archive.keys()}   # headers only
+        metadata = _metadata(path, archive, found)
+        problems = _problems(expected, found)
+        if problems:
+            shown = problems[:_MAX_PROBLEMS_SHOWN]
+            if len(problems) > len(shown):
+                shown.append(f"... and {len(problems) - len(shown):,} more")
+            raise ModelFileError(f"{path!r} does not match the model {type(model).__name__} "
+                                 f"({len(problems):,} problem{'s' if len(problems) > 1 else ''}"
+                                 f"):\n  " + "\n  ".join(shown))
+        values = {key: _cast(path, key, archive.read(found[key]), target)
+                  for key, target in expected.items()}
     for key, target in expected.items():
-        target[...] = found[key]                                # cast to the model's dtype
+        target[...] = values[key]
     return metadata
