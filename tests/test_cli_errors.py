@@ -13,8 +13,8 @@ from convgrad.apps.cli import main
     (["bench", "--json", "/no/such/folder/out.json"], "does not exist"),
     (["bench", "--plot", "/no/such/folder/out.png"], "does not exist"),
     (["bench", "--workloads", "W9"], "unknown workload 'W9'"),
-    (["demo", "--seed", "-1"], "expected a non-negative integer"),
-    (["train", "--epochs", "0"], "expected a positive integer"),
+    (["demo", "--seed", "-1"], "expected an integer from 0 to 4294967295"),
+    (["train", "--epochs", "0"], "expected an integer from 1 to 1000"),
     (["predict", "--model", "/no/such/model.npz"], "does not exist"),
     (["explain", "--input-size", "4"], "give both"),
 ])
@@ -32,5 +32,7 @@ def test_bad_options_exit_2_with_a_message(argv, fragment, capsys):
 def test_unwritable_output_folder(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    assert main(["train", "--out", str(blocker / "sub"), "--epochs", "1"]) == 2
-    assert "Not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", str(blocker / "sub"), "--epochs", "1"])
+    assert exit_.value.code == 2
+    assert "'" + str(blocker) + "' is a file, not a folder" in capsys.readouterr().err

@@ -162,7 +162,7 @@ def test_eval_numerical_gradient_restores_x_even_when_f_raises():
     ({"pad": 1}, "missing the key 'stride'"),
     ({"stride": 1}, "missing the key 'pad'"),
     ({"stride": 1, "padding": 1}, "unknown key 'padding' (did you mean 'pad'?)"),
-    ({"stride": 0, "pad": 1}, "stride must be a positive int"),
+    ({"stride": 0, "pad": 1}, "conv_param['stride'] must be a positive int"),
 ])
 def test_conv_param_errors_name_the_key(conv_param, fragment):
     x, w, b = np.zeros((1, 3, 5, 5)), np.zeros((2, 3, 3, 3)), np.zeros(2)

@@ -28,12 +28,16 @@ __all__ = [
     "as_float_array",
     "as_ndarray",
     "check_algorithm",
+    "check_avg_options",
+    "check_flag",
     "check_grad_output",
     "check_groups",
     "check_shape",
     "conv_geometry",
     "conv_transpose_geometry",
+    "PoolGeometry",
     "pool_geometry",
+    "pool_output_size",
     "ntuple",
     "normalize_padding",
     "positive_int",
@@ -468,30 +472,147 @@ def conv_transpose_geometry(x, w, b=None, *, nd: int, stride=1, padding=0,
     return x, w, b, geometry
 
 
-def pool_geometry(x, kernel_size, stride=None, padding=0, *, nd: int, op: str = "pool"):
-    """Validate a pooling window; return ``(x, geometry)``.
+# ----------------------------------------------------------------------------------------
+# Pooling
 
-    A pooling layer is a depthwise window: its geometry is that of a convolution with
-    F = C = groups and the window as kernel. ``stride`` defaults to ``kernel_size``;
-    padding (int, per axis, or (lo, hi) pairs) may be at most half the window, as in
-    PyTorch, so that every window sees at least one input value.
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Everything about one pooling window except the numbers in its arrays.
+
+    A pooling layer slides one window over every channel separately (a depthwise window):
+    x (N, C, *in_size) -> y (N, C, *out_size). ``padding`` holds the declared ``(lo, hi)``
+    pairs; with ``ceil_mode`` the last window may also hang past the high padding, which
+    :attr:`reach` accounts for. ``unbatched`` records that the caller gave x as
+    (C, *in_size); the shapes below are always batched.
+    """
+
+    batch: int                       # N
+    channels: int                    # C
+    in_size: tuple[int, ...]         # (H, W)
+    kernel_size: tuple[int, ...]     # (HH, WW)
+    stride: tuple[int, ...]          # (sh, sw)
+    dilation: tuple[int, ...]        # (dh, dw)
+    padding: tuple[tuple[int, int], ...]  # ((top, bottom), (left, right))
+    out_size: tuple[int, ...]        # (H', W')
+    ceil_mode: bool = False
+    unbatched: bool = False
+    dtype: np.dtype = np.dtype(np.float64)  # the dtype the arithmetic runs in
+
+    @property
+    def nd(self) -> int:
+        return len(self.in_size)
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.channels, *self.in_size)
+
+    @property
+    def y_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.channels, *self.out_size)
+
+    @property
+    def window_count(self) -> int:
+        """Positions in one window: prod(kernel_size)."""
+        return int(np.prod(self.kernel_size))
+
+    @property
+    def reach(self) -> tuple[int, ...]:
+        """Per axis, the extent of the padded input the windows read: (o - 1) s + d (k - 1) + 1."""
+        return tuple((o - 1) * s + d * (k - 1) + 1 for o, s, d, k in
+                     zip(self.out_size, self.stride, self.dilation, self.kernel_size))
+
+
+def pool_output_size(in_size: int, kernel_size: int, stride: int, dilation: int,
+                     pad_lo: int, pad_hi: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output size.
+
+    floor (or ceil, with ``ceil_mode``) of (H + lo + hi - d (k - 1) - 1) / s, plus 1; in
+    ceil mode the last window must start inside the input or the low padding, so a window
+    that would start in the high padding is dropped.
+    """
+    span = in_size + pad_lo + pad_hi - dilation * (kernel_size - 1) - 1
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if out > 1 and (out - 1) * stride >= in_size + pad_lo:
+        out -= 1
+    return out
+
+
+def check_flag(value, op: str, name: str) -> bool:
+    """A pooling switch (ceil_mode, count_include_pad, return_indices): a bool, no stand-ins."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r} "
+                        f"({type(value).__name__})")
+    return bool(value)
+
+
+def check_avg_options(count_include_pad, divisor_override, op: str):
+    """Average pooling's own options; returns them normalized."""
+    count_include_pad = check_flag(count_include_pad, op, "count_include_pad")
+    if divisor_override is not None:
+        divisor_override = positive_int(divisor_override, f"{op}: divisor_override",
+                                        "None or a positive int")
+    return count_include_pad, divisor_override
+
+
+def pool_geometry(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                  nd: int, op: str = "pool", batched_only: bool = False):
+    """Validate a pooling window; return ``(x, geometry)`` with x batched (N, C, *in).
+
+    x is (N, C, *in) or, unless ``batched_only``, unbatched (C, *in) as PyTorch accepts
+    (then x comes back with a batch axis of 1 and ``geometry.unbatched`` set). ``stride``
+    defaults to ``kernel_size``; padding (int, per axis, or (lo, hi) pairs) may be at most
+    half the window, as in PyTorch; ``ceil_mode`` rounds the output size up as PyTorch
+    does. Every window must read at least one input value (only a dilated window over a
+    tiny input can miss it; PyTorch then returns -inf with an out-of-range index).
     """
     x = as_float_array(x, f"{op}: x")
-    _check_ndim(x, "x", nd, _LAYOUTS[nd], op)
-    if 0 in x.shape[1:]:
+    layout = _LAYOUTS[nd]
+    unbatched = not batched_only and x.ndim == nd + 1
+    if not unbatched and x.ndim != nd + 2:
+        unbatched_layout = "(C, " + layout[len("(N, C, "):]     # (C, H, W)
+        also = "" if batched_only else f" or {nd + 1}-D {unbatched_layout}"
+        raise ValueError(f"{op}: x must be {nd + 2}-D {layout}{also}, got a {x.ndim}-D array "
+                         f"of shape {x.shape}")
+    if 0 in x.shape[int(not unbatched):]:
         raise ValueError(f"{op}: x of shape {x.shape} has an empty channel or spatial axis; "
                          f"every size except N must be at least 1")
+    if unbatched:
+        x = x[np.newaxis]
     kernel = ntuple(kernel_size, nd, f"{op}: kernel_size")
     stride = kernel if stride is None else ntuple(stride, nd, f"{op}: stride")
+    dilation = ntuple(dilation, nd, f"{op}: dilation")
     padding = normalize_padding(padding, nd, f"{op}: padding", strings=False)
+    ceil_mode = check_flag(ceil_mode, op, "ceil_mode")
     for axis, k, (lo, hi) in zip(_AXES[nd], kernel, padding):
         if max(lo, hi) > k // 2:
             raise ValueError(f"{op}: padding {(lo, hi)} along {axis} must be at most half the "
                              f"window ({k} // 2 = {k // 2})")
-    out = _check_fits(op, nd, x.shape[2:], kernel, (1,) * nd, padding, stride)
-    c = x.shape[1]
-    geometry = ConvGeometry(x.shape[0], c, c, c, tuple(x.shape[2:]), kernel, stride,
-                            (1,) * nd, padding, out, _compute_dtype(x))
+    out = []
+    for axis, n, k, s, d, (lo, hi) in zip(_AXES[nd], x.shape[2:], kernel, stride, dilation,
+                                          padding):
+        size = pool_output_size(n, k, s, d, lo, hi, ceil_mode)
+        extent = d * (k - 1) + 1
+        if size < 1:
+            raise ValueError(
+                f"{op}: the window along {axis} (size {k}, dilation {d}: effective size "
+                f"{extent}) is larger than the padded input ({n} + {lo} + {hi} = "
+                f"{n + lo + hi}); use a smaller window or dilation, or more padding")
+        # Only a window starting in the low padding can miss the input (every other one
+        # starts inside it), and only when dilated.
+        for o in range(-(-lo // s) if d > 1 else 0):
+            start = o * s - lo            # the window's first position, in input coordinates
+            if not any(0 <= start + j * d < n for j in range(k)):
+                taps = ", ".join(str(start + j * d) for j in range(k))
+                raise ValueError(
+                    f"{op}: window {o} along {axis} reads only padding (positions {taps} of "
+                    f"an input of size {n}, dilation {d}); use less padding or dilation")
+        out.append(size)
+    geometry = PoolGeometry(x.shape[0], x.shape[1], tuple(x.shape[2:]), kernel, stride,
+                            dilation, padding, tuple(out), ceil_mode, unbatched,
+                            _compute_dtype(x))
     return x, geometry
 
 

@@ -32,7 +32,8 @@ def training_curves(path, metrics: dict) -> None:
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
     accuracy_axes.plot(epochs, metrics["epoch_train_accuracy"], "o-", label="train (during epoch)")
     accuracy_axes.plot(epochs, metrics["epoch_test_accuracy"], "s-", label="test")
-    accuracy_axes.axhline(0.97, color="gray", lw=0.8, ls="--", label="97%")
+    accuracy_axes.axhline(0.97, color="gray", lw=0.8, ls="--",
+                          label="97%: the demo's target test accuracy")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy", title="accuracy",
                       ylim=(max(0.0, min(metrics["epoch_test_accuracy"]
                                          + metrics["epoch_train_accuracy"]) - 0.02), 1.005))
@@ -54,15 +55,19 @@ def first_layer_filters(path, weight: np.ndarray) -> None:
     filters = np.asarray(weight, dtype=np.float64)[:, 0]               # (F, HH, WW)
     columns = 8
     rows = -(-len(filters) // columns)
-    figure = _figure(columns * 1.1, rows * 1.1 + 0.5)
+    figure = _figure(columns * 1.1 + 1.0, rows * 1.1 + 0.5)
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    bound = np.abs(filters).max() or 1.0
+    bound = float(np.abs(filters).max()) or 1.0
+    image = None
     for i, ax in enumerate(axes):
         ax.set_axis_off()
         if i < len(filters):
-            ax.imshow(filters[i], cmap="RdBu_r", vmin=-bound, vmax=bound)
+            image = ax.imshow(filters[i], cmap="RdBu_r", vmin=-bound, vmax=bound)
     figure.suptitle("first-layer filters (red positive, blue negative)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 0.9, 1))
+    if image is not None:                      # one shared scale: the weights' values
+        colorbar_axes = figure.add_axes((0.91, 0.12, 0.02, 0.72))
+        figure.colorbar(image, cax=colorbar_axes, label="weight")
     figure.savefig(path)
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 
-__all__ = ["ints", "positive", "non_negative", "tolerance", "output_file", "per_axis",
-           "padding", "own_shapes", "add_geometry_options"]
+__all__ = ["ints", "positive", "non_negative", "int_between", "positive_number",
+           "tolerance", "output_file", "output_folder", "input_file", "per_axis", "padding",
+           "own_shapes", "add_geometry_options"]
 
 
 def ints(text: str) -> tuple[int, ...]:
@@ -38,6 +39,33 @@ positive = _int_at_least(1, "a positive integer")
 non_negative = _int_at_least(0, "a non-negative integer")
 
 
+def int_between(minimum: int, maximum: int, why: str = ""):
+    """An argparse type: an integer in minimum..maximum; ``why`` explains the maximum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer from {minimum} to "
+                                             f"{maximum}, got {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer from {minimum} to "
+                                             f"{maximum}{why}, got {text!r}")
+        return value
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """A positive finite number such as 0.003."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number such as 0.003, got "
+                                         f"{text!r}")
+    return value
+
+
 def tolerance(text: str) -> float:
     """A positive finite number such as 1e-6."""
     try:
@@ -57,6 +85,26 @@ def output_file(path: str) -> str:
         raise argparse.ArgumentTypeError(f"the folder of {path!r} does not exist")
     if os.path.isdir(path):
         raise argparse.ArgumentTypeError(f"{path!r} is a folder, not a file")
+    return path
+
+
+def output_folder(path: str) -> str:
+    """A folder to write into: an existing folder, or one that can be created (its nearest
+    existing parent is a writable folder). Checked before any work."""
+    from .digits import check_out_dir
+    try:
+        check_out_dir(path)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return path
+
+
+def input_file(path: str) -> str:
+    """An existing file to read."""
+    if not os.path.exists(path):
+        raise argparse.ArgumentTypeError(f"{path!r} does not exist")
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"{path!r} is not a file")
     return path
 
 
@@ -94,10 +142,13 @@ def add_geometry_options(parser, x_help: str, w_help: str, *, dilation=True,
     """The options that describe one convolution: shapes, stride, padding and the rest."""
     parser.add_argument("--x", type=ints, help=x_help)
     parser.add_argument("--w", type=ints, help=w_help)
-    parser.add_argument("--stride", type=per_axis, default=1)
+    parser.add_argument("--stride", type=per_axis, default=1,
+                        help="step of the window: an int, or one per axis (2,1)")
     parser.add_argument("--padding", type=padding, default=0,
                         help="int, per axis (1,2), pairs (1:2,0:1), 'same' or 'valid'")
     if dilation:
-        parser.add_argument("--dilation", type=per_axis, default=1)
+        parser.add_argument("--dilation", type=per_axis, default=1,
+                            help="spacing of the kernel's taps: an int, or one per axis")
     if groups:
-        parser.add_argument("--groups", type=positive, default=1)
+        parser.add_argument("--groups", type=positive, default=1,
+                            help="channel groups (C and F divisible by it)")
