@@ -111,12 +111,12 @@ class _Plan:
         self.step = step
         self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
         self.windows = offset_windows(g)
-        # keep: only when the whole batch is one chunk (kept columns larger than the cache
-        # were measured slower than lowering x again: BENCHMARKS.md), and the columns plus
-        # the larger of this call's and the weight gradient's other temporaries fit what
-        # the budget leaves
+        # keep: only small columns (KEEP_MAX_BYTES), and only when they, with the larger
+        # of this call's and the weight gradient's other temporaries, fit what the budget
+        # leaves
         later_extra, later_fixed = keep_needs
-        self.keep = keep and g.batch > 0 and step == g.batch and (
+        kept_bytes = g.batch * self.sample_columns * itemsize
+        self.keep = keep and 0 < kept_bytes <= KEEP_MAX_BYTES and (
             g.batch * self.sample_columns + step * max(extra, later_extra)
             + max(fixed, later_fixed)) * itemsize <= available()
         self._columns = self._extra = None
@@ -155,14 +155,17 @@ class _Plan:
 def _preferred_bytes(rows: int, positions: int, per_sample: int) -> int:
     """How many bytes of scratch to process at once (measured, BENCHMARKS.md).
 
-    About 8 MiB: the buffer stays in the cache while it is filled and read. A product with
-    many rows (C/G * K >= 256) and few positions per sample is compute bound and wants at
-    least 3072 columns, up to 32 MiB.
+    About 2 MiB, this machine's L2 cache per core: the buffers stay in it while they are
+    filled and read (8 MiB, the figure measured on the previous machine, was 5-25% slower
+    here; 0.5 MiB 10% slower). A product with very many rows (C/G * K >= 1024, W4's 2304)
+    is compute bound and wants more columns: 8 MiB (7% faster than 2 MiB there).
     """
-    if rows >= 256:
-        samples = -(-3072 // max(positions, 1))
-        return max(8 * 2**20, min(samples * per_sample, 32 * 2**20))
-    return 8 * 2**20
+    return 8 * 2**20 if rows >= 1024 else 2 * 2**20
+
+
+KEEP_MAX_BYTES = 8 * 2**20
+"""Columns kept for the backward pass only up to this size: larger ones, no longer in the
+cache when dw reads them, were measured slower than lowering x again (BENCHMARKS.md)."""
 
 
 def _is_pointwise(g: ConvGeometry) -> bool:
