@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "get_memory_budget", "set_memory_budget",
            "memory_budget", "format_bytes", "plan_chunks", "check_fits", "check_allocation",
-           "physical_memory", "Kept", "kept_bytes", "release_kept", "available"]
+           "physical_memory", "Kept", "kept_bytes", "release_kept", "available", "chunk_step"]
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
 _SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -218,10 +218,15 @@ def plan_chunks(batch: int, bytes_per_sample: int, what: str, *, fixed_bytes: in
     before anything is allocated.
     """
     check_fits(fixed_bytes + bytes_per_sample, what)
+    return chunk_step(batch, bytes_per_sample, fixed_bytes, preferred_bytes, available())
+
+
+def chunk_step(batch: int, bytes_per_sample: int, fixed_bytes: int, preferred_bytes: int,
+               room: int) -> int:
+    """:func:`plan_chunks`'s answer once one sample is known to fit in ``room`` bytes."""
     if batch <= 1 or bytes_per_sample == 0:
         return max(batch, 1)
-    room = available() - fixed_bytes
-    fit = max(1, min(preferred_bytes, room) // bytes_per_sample)
+    fit = max(1, min(preferred_bytes, room - fixed_bytes) // bytes_per_sample)
     return int(min(batch, fit))
 
 

@@ -202,7 +202,17 @@ def _load_torch(use_torch: bool, threads: int | None = None):
     return torch
 
 
-def run(workloads=None, dtypes=("float32", "float64"), engines=("fast",), repeats: int = 5,
+def _applies(workload: Workload, engine: str) -> bool:
+    """reference: small workloads only; winograd: 2-D 3x3 stride 1 only."""
+    if engine == "reference":
+        return int(np.prod(workload.x_shape)) <= 50_000
+    if engine == "winograd":
+        return (len(workload.w_shape) == 4 and tuple(workload.w_shape[2:]) == (3, 3)
+                and workload.stride in (1, (1, 1)))
+    return True
+
+
+def run(workloads=None, dtypes=("float32", "float64"), engines=("auto",), repeats: int = 5,
         use_torch: bool = True, memory: bool = False, progress: bool = True,
         gemm_size: int = 2048, clock: str = "cpu", threads: int = 1
         ) -> tuple[list[Result], dict]:
@@ -210,7 +220,7 @@ def run(workloads=None, dtypes=("float32", "float64"), engines=("fast",), repeat
     workloads = [(_ALL[w] if isinstance(w, str) else w) for w in (workloads or WORKLOADS)]
     torch = _load_torch(use_torch, threads)
     jobs = [(w, dt, engine) for w in workloads for dt in dtypes for engine in engines
-            if engine == "fast" or np.prod(w.x_shape) <= 50_000]   # reference: small only
+            if _applies(w, engine)]
     bar = _progress(len(jobs), progress)
     results = []
     with timing.Session(clock, threads) as session:
@@ -248,7 +258,7 @@ def run(workloads=None, dtypes=("float32", "float64"), engines=("fast",), repeat
     return results, env
 
 
-def memory_probe(library: str, workload, dtype: str, engine: str = "fast") -> int:
+def memory_probe(library: str, workload, dtype: str, engine: str = "auto") -> int:
     """Peak extra memory (bytes) of one forward + backward, in a fresh subprocess."""
     workload = _ALL[workload] if isinstance(workload, str) else workload
     spec = json.dumps(asdict(workload))

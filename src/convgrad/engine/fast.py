@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..memory import Kept, available, check_fits, plan_chunks
+from ..memory import (Kept, available, check_fits, chunk_step, get_memory_budget,
+                      kept_bytes)
 from .lowering import col2im, im2col, offset_windows
 
 __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "ColumnCache",
@@ -84,6 +86,44 @@ def _col2im_needs(g, layout):
     return 0, _ufunc_buffers(g)
 
 
+def _sizes(g, what, layout, extra, fixed, keep, keep_needs):
+    """A plan's sizes and chunks (:func:`_fitting_sizes`), after making sure one sample
+    fits: a MemoryError naming the size, or kept buffers released, as
+    :func:`convgrad.memory.plan_chunks` does."""
+    groups = g.groups
+    sample_columns = groups * (g.in_channels // groups) * math.prod(g.kernel_size) \
+        * math.prod(g.out_size)
+    itemsize = g.dtype.itemsize
+    check_fits((sample_columns + extra + fixed) * itemsize, what)
+    return _fitting_sizes(g, layout, extra, fixed, keep, keep_needs, get_memory_budget(),
+                          kept_bytes())
+
+
+@functools.lru_cache(maxsize=1024)
+def _fitting_sizes(g, layout, extra, fixed, keep, keep_needs, budget, kept):
+    """A plan's sizes and chunks: a pure function of its arguments, the budget and the
+    bytes kept between calls, cached on them (a training loop asks for the same few plans
+    again and again, and on small images planning cost more than computing)."""
+    groups = g.groups
+    rows = (g.in_channels // groups) * math.prod(g.kernel_size)                 # R
+    positions = math.prod(g.out_size)                                           # P
+    sample_columns = groups * rows * positions                                  # G*R*P
+    itemsize = g.dtype.itemsize
+    per_sample = (sample_columns + extra) * itemsize
+    step = chunk_step(g.batch, per_sample, fixed * itemsize,
+                      _preferred_bytes(rows, positions, per_sample), budget - kept)
+    chunks = tuple(slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step))
+    # keep: only small columns (KEEP_MAX_BYTES), and only when they, with the larger of
+    # this call's and the weight gradient's other temporaries, fit what the budget leaves
+    later_extra, later_fixed = keep_needs
+    columns_bytes = g.batch * sample_columns * itemsize
+    keep = keep and 0 < columns_bytes <= KEEP_MAX_BYTES and (
+        g.batch * sample_columns + step * max(extra, later_extra)
+        + max(fixed, later_fixed)) * itemsize <= budget - kept
+    return (groups, g.out_channels // groups, rows, positions, sample_columns, step, chunks,
+            offset_windows(g), keep)
+
+
 class _Plan:
     """Sizes, layout and batch chunks of one computation; its scratch buffers.
 
@@ -96,29 +136,10 @@ class _Plan:
 
     def __init__(self, g: ConvGeometry, what: str, layout: str, extra: int = 0,
                  fixed: int = 0, keep: bool = False, keep_needs=(0, 0)):
-        self.g, self.layout = g, layout
-        self.groups = g.groups
-        self.f_per_group = g.out_channels // g.groups
-        self.rows = (g.in_channels // g.groups) * math.prod(g.kernel_size)     # R
-        self.positions = math.prod(g.out_size)                                 # P
-        self.sample_columns = self.groups * self.rows * self.positions         # G*R*P
-        self.extra = extra
-        itemsize = g.dtype.itemsize
-        per_sample = (self.sample_columns + extra) * itemsize
-        step = plan_chunks(g.batch, per_sample, what, fixed_bytes=fixed * itemsize,
-                           preferred_bytes=_preferred_bytes(self.rows,
-                                                            self.positions, per_sample))
-        self.step = step
-        self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
-        self.windows = offset_windows(g)
-        # keep: only small columns (KEEP_MAX_BYTES), and only when they, with the larger
-        # of this call's and the weight gradient's other temporaries, fit what the budget
-        # leaves
-        later_extra, later_fixed = keep_needs
-        kept_bytes = g.batch * self.sample_columns * itemsize
-        self.keep = keep and 0 < kept_bytes <= KEEP_MAX_BYTES and (
-            g.batch * self.sample_columns + step * max(extra, later_extra)
-            + max(fixed, later_fixed)) * itemsize <= available()
+        self.g, self.layout, self.extra = g, layout, extra
+        (self.groups, self.f_per_group, self.rows, self.positions, self.sample_columns,
+         self.step, self.chunks, self.windows, self.keep) = _sizes(
+            g, what, layout, extra, fixed, keep, keep_needs)
         self._columns = self._extra = None
 
     def columns(self, chunk: slice) -> np.ndarray:

@@ -44,43 +44,32 @@ def _axis_window(k, n_in, n_out, s, d, lo):
 
 @functools.lru_cache(maxsize=512)
 def offset_windows(g: ConvGeometry):
-    """[(offset, output slices, input slices)] for every kernel offset; slices None if empty.
+    """[(offset, output slices, input slices, zero parts)] for every kernel offset.
 
-    Cached per geometry: a training loop asks for the same few geometries again and again.
+    The slices are None when the offset reads no input at all; the zero parts index the
+    slabs of a (A, B, *out) block outside the output slices (one or two per axis), which
+    im2col zero-fills. Cached per geometry: a training loop asks for the same few
+    geometries again and again, and small images would otherwise spend more time
+    building slices than copying.
     """
     windows = []
+    head = (slice(None), slice(None))
     for offset in np.ndindex(*g.kernel_size):
         axes = [_axis_window(k, n_in, n_out, s, d, lo) for k, n_in, n_out, s, d, (lo, _)
                 in zip(offset, g.in_size, g.out_size, g.stride, g.dilation, g.padding)]
         if any(a is None for a in axes):
-            windows.append((offset, None, None))
-        else:
-            windows.append((offset, tuple(a[0] for a in axes), tuple(a[1] for a in axes)))
+            windows.append((offset, None, None, ()))
+            continue
+        out_slices = tuple(a[0] for a in axes)
+        zero = []
+        for axis, (box, size) in enumerate(zip(out_slices, g.out_size)):
+            inner = out_slices[:axis]
+            outer = (slice(None),) * (len(g.out_size) - axis - 1)
+            for part in (slice(0, box.start), slice(box.stop, size)):
+                if part.stop > part.start:
+                    zero.append(head + inner + (part,) + outer)
+        windows.append((offset, out_slices, tuple(a[1] for a in axes), tuple(zero)))
     return tuple(windows)
-
-
-def _zero_outside(dest: np.ndarray, out_slices, out_size) -> None:
-    """Zero dest (A, B, *out) outside the box ``out_slices``: one slab per axis."""
-    head = (slice(None), slice(None))
-    for axis, (box, size) in enumerate(zip(out_slices, out_size)):
-        inner = out_slices[:axis]
-        outer = (slice(None),) * (len(out_size) - axis - 1)
-        for part in (slice(0, box.start), slice(box.stop, size)):
-            if part.stop > part.start:
-                dest[head + inner + (part,) + outer] = 0
-
-
-def _offset(cols: np.ndarray, offset, layout: str) -> np.ndarray:
-    """One kernel offset's block of cols: (C, n, *out) for "rows", (n, C, *out) for
-    "samples"."""
-    if layout == "rows":
-        return cols[(slice(None),) + offset]
-    return cols[(slice(None), slice(None)) + offset]
-
-
-def _as_layout(a: np.ndarray, layout: str) -> np.ndarray:
-    """x-shaped (n, C, *size) as the layout's block order: (C, n, *size) for "rows"."""
-    return a.swapaxes(0, 1) if layout == "rows" else a
 
 
 def im2col(x: np.ndarray, g: ConvGeometry, cols: np.ndarray, windows=None,
@@ -89,13 +78,17 @@ def im2col(x: np.ndarray, g: ConvGeometry, cols: np.ndarray, windows=None,
     x (n, C, *in); returns cols."""
     windows = offset_windows(g) if windows is None else windows
     everything = (slice(None), slice(None))
-    for offset, out_slices, in_slices in windows:
-        dest = _offset(cols, offset, layout)                       # (C, n, *out) or (n, C, ..)
+    rows = layout == "rows"
+    for offset, out_slices, in_slices, zero in windows:
+        # (C, n, *out) for "rows", (n, C, *out) for "samples"
+        dest = cols[(slice(None),) + offset] if rows else cols[everything + offset]
         if out_slices is None:
             dest[...] = 0
             continue
-        dest[everything + out_slices] = _as_layout(x[everything + in_slices], layout)
-        _zero_outside(dest, out_slices, g.out_size)
+        source = x[everything + in_slices]
+        dest[everything + out_slices] = source.swapaxes(0, 1) if rows else source
+        for part in zero:
+            dest[part] = 0
     return cols
 
 
@@ -105,9 +98,11 @@ def col2im(dcols: np.ndarray, g: ConvGeometry, dx: np.ndarray, windows=None,
     :func:`im2col`), in place."""
     windows = offset_windows(g) if windows is None else windows
     everything = (slice(None), slice(None))
-    for offset, out_slices, in_slices in windows:
+    rows = layout == "rows"
+    for offset, out_slices, in_slices, _ in windows:
         if out_slices is None:
             continue
-        source = _offset(dcols, offset, layout)[everything + out_slices]
-        dx[everything + in_slices] += _as_layout(source, layout)
+        block = dcols[(slice(None),) + offset] if rows else dcols[everything + offset]
+        source = block[everything + out_slices]
+        dx[everything + in_slices] += source.swapaxes(0, 1) if rows else source
     return dx

@@ -12,6 +12,7 @@ _CONV_ONLY = [("--workloads", "workloads"), ("--x", "x"), ("--w", "w"),
               ("--stride", "stride"), ("--padding", "padding"), ("--groups", "groups"),
               ("--engine", "engine"), ("--memory", "memory")]
 _TRAIN_ONLY = [("--models", "models"), ("--batches", "batches")]
+ENGINES = ("auto", "fast", "winograd", "reference")
 
 
 def _given(args, pairs):
@@ -87,8 +88,8 @@ def run(args) -> int:
         workloads = _conv_workloads(args, bench)
         dtype = args.dtype or "both"
         dtypes = ("float32", "float64") if dtype == "both" else (dtype,)
-        engine = args.engine or "fast"
-        engines = ("fast", "reference") if engine == "both" else (engine,)
+        engine = args.engine or "auto"
+        engines = ENGINES if engine == "all" else (engine,)
         measure["repeats"] = args.repeats or 5
         results, env = bench.run(workloads, dtypes, engines, memory=args.memory, **measure)
         module = bench
@@ -173,8 +174,9 @@ def register(commands) -> None:
                         default=None, help="with --train: batch sizes (default 64,256)")
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
                         help="default: both for convolutions, float32 for --train")
-    parser.add_argument("--engine", choices=("fast", "reference", "both"), default=None,
-                        help="the reference engine runs only on small workloads (default fast)")
+    parser.add_argument("--engine", choices=ENGINES + ("all",), default=None,
+                        help="the algorithm (default auto: what conv2d uses); winograd runs "
+                        "only on 3x3 stride-1 workloads, reference only on small ones")
     parser.add_argument("--threads", type=options.positive, default=1,
                         help="threads for both libraries' BLAS / OpenMP (default 1)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
