@@ -173,14 +173,14 @@ def test_input_gradient_falls_back_to_col2im_within_the_budget():
     from convgrad.engine import fast
     from convgrad.geometry import conv_geometry
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((1, 4, 9, 9)), rng.standard_normal((4, 4, 3, 3))
-    dy = rng.standard_normal((1, 4, 7, 7))
+    x, w = rng.standard_normal((1, 4, 12, 12)), rng.standard_normal((4, 4, 3, 3))
+    dy = rng.standard_normal((1, 4, 10, 10))
     _, _, _, g = conv_geometry(x, w, nd=2)
     expected = cg.conv2d_backward(dy, x, w)[0]
-    # swapped: 36 rows x 81 input positions, and the rotated filters with their finiteness
-    # mask (2 x 144): 3204 elements. col2im: 36 rows x 49 output positions and NumPy's
-    # buffers for the additions (3 x 4 x 49): 2352 elements.
-    col2im_sample = 8 * (36 * 49 + 3 * 4 * 49)
+    # swapped: 36 rows x 144 input positions, and the rotated filters with their finiteness
+    # mask (2 x 144): 5472 elements. col2im: 36 rows x 100 output positions and NumPy's
+    # buffers for the additions (3 x 4 x 100): 4800 elements.
+    col2im_sample = 8 * (36 * 100 + 3 * 4 * 100)
     with cg.memory_budget(col2im_sample):
         np.testing.assert_allclose(fast.grad_input(dy, w, g), expected, rtol=1e-12,
                                    atol=1e-12)

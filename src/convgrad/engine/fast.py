@@ -35,17 +35,21 @@ import numpy as np
 from ..geometry import ConvGeometry
 from ..memory import (Kept, available, check_fits, chunk_step, get_memory_budget,
                       kept_bytes)
+from . import channels_last
 from .lowering import col2im, im2col, offset_windows
 
 __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "ColumnCache",
            "keep_columns"]
 
 def _layout(g: ConvGeometry) -> str:
-    """"samples" when a product has no more rows than filters per group (C/G*K <= F/G):
+    """"channels" (:mod:`.channels_last`) for short output rows with several channels;
+    "samples" when a product has no more rows than filters per group (C/G*K <= F/G):
     then y's transposed copy costs about as much as the product itself, and writing
     each sample's product straight into y was measured 0.6-0.7x the time (the first
     layers of the CIFAR-sized and digits models); with many rows one large product
     per chunk is faster (W4: "samples" 1.12x; W2, W3, W6 even)."""
+    if channels_last.applies(g):
+        return "channels"
     rows = (g.in_channels // g.groups) * math.prod(g.kernel_size)
     return "samples" if rows <= g.out_channels // g.groups else "rows"
 
@@ -57,7 +61,11 @@ def _weight_size(g: ConvGeometry) -> int:
 
 # Temporaries besides the columns, in elements: (per sample, fixed).
 def _forward_needs(g, layout):
-    """"rows": the product (F, n*P) before its transposed copy into y."""
+    """"rows": the product (F, n*P) before its transposed copy into y; "channels": that
+    product, the padded channels-last input, and the filters in channels-last order."""
+    if layout == "channels":
+        return (g.out_channels * math.prod(g.out_size) + channels_last.padded_elements(g),
+                _weight_size(g))
     if layout == "rows" and g.batch > 1:
         return g.out_channels * math.prod(g.out_size), 0
     return 0, 0
@@ -68,6 +76,9 @@ def _weight_needs(g, layout):
     Both: a chunk's product or its sum over samples, the running sum, its transposed
     copy (w each)."""
     w = _weight_size(g)
+    if layout == "channels":             # dy channels last, the padded input
+        return (g.out_channels * math.prod(g.out_size) + channels_last.padded_elements(g),
+                3 * w)
     if layout == "rows":
         return g.out_channels * math.prod(g.out_size), 3 * w
     return w, 3 * w
@@ -80,7 +91,11 @@ def _ufunc_buffers(g) -> int:
 
 
 def _col2im_needs(g, layout):
-    """"rows": dy's transposed copy (F, n*P). Both: the additions' ufunc buffers."""
+    """"rows": dy's transposed copy (F, n*P); "channels": dy channels last, the padded
+    dx, the filters in channels-last order. All: the additions' ufunc buffers."""
+    if layout == "channels":
+        return (g.out_channels * math.prod(g.out_size) + channels_last.padded_elements(g),
+                _weight_size(g) + _ufunc_buffers(g))
     if layout == "rows" and g.batch > 1:
         return g.out_channels * math.prod(g.out_size), _ufunc_buffers(g)
     return 0, _ufunc_buffers(g)
@@ -143,7 +158,8 @@ class _Plan:
         self._columns = self._extra = None
 
     def columns(self, chunk: slice) -> np.ndarray:
-        """The chunk's columns: (C, *K, n, *out) for "rows", (n, C, *K, *out) for "samples"."""
+        """The chunk's columns: (C, *K, n, *out) for "rows", (n, C, *K, *out) for
+        "samples", (n, *out, G, *K, C/G) for "channels"."""
         g, n = self.g, chunk.stop - chunk.start
         if self._columns is None:
             self._columns = np.empty(self.sample_columns * (g.batch if self.keep else self.step),
@@ -152,19 +168,31 @@ class _Plan:
         flat = self._columns[start:start + n * self.sample_columns]
         if self.layout == "rows":
             return flat.reshape(g.in_channels, *g.kernel_size, n, *g.out_size)
+        if self.layout == "channels":
+            return flat.reshape(n, *g.out_size, g.groups, *g.kernel_size,
+                                g.in_channels // g.groups)
         return flat.reshape(n, g.in_channels, *g.kernel_size, *g.out_size)
 
     def matrix(self, cols: np.ndarray) -> np.ndarray:
-        """"rows": (C, *K, n, *out) -> (G, R, n*P); "samples": -> (n, G, R, P); views."""
+        """"rows": (C, *K, n, *out) -> (G, R, n*P); "samples": -> (n, G, R, P);
+        "channels": -> (G, n*P, R); views."""
         if self.layout == "rows":
             return cols.reshape(self.groups, self.rows, cols.size // (self.groups * self.rows))
+        if self.layout == "channels":
+            return cols.reshape(-1, self.groups, self.rows).swapaxes(0, 1)
         return cols.reshape(cols.shape[0], self.groups, self.rows, self.positions)
 
-    def scratch(self, n: int, shape) -> np.ndarray:
-        """A view of the ``extra`` buffer holding n samples' worth, in ``shape``."""
+    def scratch(self, n: int, *shapes) -> np.ndarray:
+        """Views of the ``extra`` buffer, one after another, in ``shapes`` (n samples'
+        worth in all): one array for one shape, else a list."""
         if self._extra is None:
             self._extra = np.empty(self.extra * self.step, dtype=self.g.dtype)
-        return self._extra[:self.extra * n].reshape(shape)
+        views, start = [], 0
+        for shape in shapes:
+            size = math.prod(shape)
+            views.append(self._extra[start:start + size].reshape(shape))
+            start += size
+        return views[0] if len(views) == 1 else views
 
     def kept(self) -> Kept:
         """The whole batch's columns, handed over to be kept between calls."""
@@ -318,6 +346,33 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
     record = cache is not None and cache._recording
     plan = _forward_plan(g, what, keep=record, held=held)
     y = np.empty(g.y_shape, dtype=g.dtype)
+    if plan.layout == "channels":
+        _forward_channels_last(x, w, g, plan, y)
+    else:
+        _forward_columns(x, w, g, plan, y)
+    if record:
+        cache._recording = False              # only the layer's own forward call records
+        if plan.keep:
+            cache._store(plan, x)
+    return y
+
+
+def _forward_channels_last(x, w, g: ConvGeometry, plan: _Plan, y) -> None:
+    """y (N, F, *out) = cols (n*P, G, R) @ w (G, R, F/G), channels last, chunk by chunk."""
+    w_cl = channels_last.filters(w, g.groups).swapaxes(1, 2)   # (G, R, F/G)
+    f, p = g.out_channels, plan.positions
+    for chunk in plan.chunks:
+        n = chunk.stop - chunk.start
+        product, xp = plan.scratch(n, (n * p, f), (n, *channels_last.extent(g),
+                                                    g.in_channels))
+        cols = channels_last.lower(x[chunk], g, xp, plan.columns(chunk))
+        np.matmul(plan.matrix(cols), w_cl,                          # (G, n*P, F/G)
+                  out=product.reshape(n * p, g.groups, f // g.groups).swapaxes(0, 1))
+        y[chunk].reshape(n, f, p)[...] = product.reshape(n, p, f).swapaxes(1, 2)
+
+
+def _forward_columns(x, w, g: ConvGeometry, plan: _Plan, y) -> None:
+    """y = w @ cols, in the "rows" or "samples" layout, chunk by chunk."""
     w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, R)
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
@@ -331,11 +386,6 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
             product = plan.scratch(n, (plan.groups, plan.f_per_group, n * plan.positions))
             np.matmul(w_mat, cols, out=product)
             y[chunk] = product.reshape(g.out_channels, n, *g.out_size).swapaxes(0, 1)
-    if record:
-        cache._recording = False              # only the layer's own forward call records
-        if plan.keep:
-            cache._store(plan, x)
-    return y
 
 
 def _weight_plan(g: ConvGeometry) -> _Plan:
@@ -358,6 +408,8 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     kept = plan is not None
     if not kept:
         plan = _weight_plan(g)
+    if plan.layout == "channels":
+        return _grad_weight_channels_last(dy, x, g, plan, kept, cache)
     # OpenBLAS was measured faster on float32 computing dw^T = cols @ dy^T (10-60%), and
     # on float64 computing dw = dy @ cols^T (BENCHMARKS.md): same sums, other orientation.
     transposed = g.dtype == np.float32
@@ -389,6 +441,25 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     if transposed:
         dw = dw.swapaxes(1, 2)
     return np.ascontiguousarray(dw).reshape(g.w_shape)
+
+
+def _grad_weight_channels_last(dy, x, g: ConvGeometry, plan: _Plan, kept: bool,
+                               cache) -> np.ndarray:
+    """dw (G, F/G, R) = dy (G, F/G, n*P) @ cols (G, n*P, R), channels last."""
+    f, p = g.out_channels, plan.positions
+    dw = np.zeros((g.groups, f // g.groups, plan.rows), dtype=g.dtype)
+    for chunk in plan.chunks:
+        n = chunk.stop - chunk.start
+        dy_cl, xp = plan.scratch(n, (n, p, f), (n, *channels_last.extent(g), g.in_channels))
+        cols = plan.columns(chunk)
+        if not kept:
+            channels_last.lower(x[chunk], g, xp, cols)
+        dy_cl[...] = dy[chunk].reshape(n, f, p).swapaxes(1, 2)     # (n, P, F)
+        dy_g = dy_cl.reshape(n * p, g.groups, f // g.groups).transpose(1, 2, 0)
+        dw += np.matmul(dy_g, plan.matrix(cols))                    # (G, F/G, R)
+    if kept:
+        cache.release()
+    return channels_last.weight_gradient(dw, g)
 
 
 def _rotated_swapped(w: np.ndarray, groups: int) -> np.ndarray:
@@ -458,6 +529,9 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
         layout = _layout(g)
         plan = _Plan(g, "the input gradient", layout, *_col2im_needs(g, layout))
     dx = np.zeros(g.x_shape, dtype=g.dtype)
+    if plan.layout == "channels":
+        _col2im_channels_last(dy, w, g, plan, dx)
+        return dx
     w_t = w.reshape(plan.groups, plan.f_per_group, plan.rows).swapaxes(1, 2)  # (G, R, F/G)
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
@@ -471,6 +545,21 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
             np.matmul(w_t, dy_mat, out=plan.matrix(dcols))
         col2im(dcols, g, dx[chunk], plan.windows, plan.layout)
     return dx
+
+
+def _col2im_channels_last(dy, w, g: ConvGeometry, plan: _Plan, dx) -> None:
+    """dcols (G, n*P, R) = dy (G, n*P, F/G) @ w (G, F/G, R), added back into dx."""
+    w_cl = channels_last.filters(w, g.groups)                       # (G, F/G, R)
+    f, p = g.out_channels, plan.positions
+    for chunk in plan.chunks:
+        n = chunk.stop - chunk.start
+        dy_cl, dxp = plan.scratch(n, (n, p, f), (n, *channels_last.extent(g),
+                                                  g.in_channels))
+        dy_cl[...] = dy[chunk].reshape(n, f, p).swapaxes(1, 2)     # (n, P, F)
+        dcols = plan.columns(chunk)
+        np.matmul(dy_cl.reshape(n * p, g.groups, f // g.groups).swapaxes(0, 1), w_cl,
+                  out=plan.matrix(dcols))
+        channels_last.raise_(dcols, g, dxp, dx[chunk])
 
 
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
