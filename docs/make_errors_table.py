@@ -36,7 +36,7 @@ def params():
 def set_lr(opt, lr):
     opt.param_groups[0]["lr"] = lr
 TORCH = {
- "x-ndim": c(input=torch.zeros(3, 8, 8)), "w-ndim": c(weight=torch.zeros(4, 3, 3)),
+ "x-ndim": c(input=torch.zeros(8, 8)), "w-ndim": c(weight=torch.zeros(4, 3, 3)),
  "conv1d-given-2d": lambda: F.conv1d(x, w), "channel-mismatch": c(weight=torch.zeros(4, 2, 3, 3)),
  "groups-not-dividing-C": lambda: F.conv2d(torch.zeros(2, 4, 8, 8), torch.zeros(6, 2, 3, 3), groups=3),
  "groups-not-dividing-F": lambda: F.conv2d(torch.zeros(2, 4, 8, 8), torch.zeros(6, 1, 3, 3), groups=4),

@@ -401,11 +401,11 @@ def full_demo(tmp_path_factory):
     return out, digits_demo.demo(out, seed=0, echo=lambda s: None, progress=None)
 
 
-def test_full_demo_reaches_97_percent_in_under_a_minute(full_demo):
-    """The main job's promise, in the default run (about 5 s on the reference machine)."""
+def test_full_demo_reaches_97_percent(full_demo):
+    """The main job's promise, in the default run (its speed is a benchmark, not a test:
+    BENCHMARKS.md records the training time)."""
     _, metrics = full_demo
     assert metrics["test_accuracy"] >= 0.97
-    assert metrics["train_seconds"] < 60
     assert metrics["gradient_check"]["passed"]
 
 

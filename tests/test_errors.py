@@ -80,7 +80,7 @@ def _model_file(make):
 
 ERRORS = [
     # id, call, exception, fragments of the message
-    ("x-ndim", conv(x=np.zeros((3, 8, 8))), ValueError, ["x must be 4-D", "(N, C, H, W)", "3-D", "(3, 8, 8)"]),
+    ("x-ndim", conv(x=np.zeros((8, 8))), ValueError, ["x must be 4-D", "(N, C, H, W)", "3-D (C, H, W)", "2-D", "(8, 8)"]),
     ("w-ndim", conv(w=np.zeros((4, 3, 3))), ValueError, ["w must be 4-D", "(4, 3, 3)"]),
     ("conv1d-given-2d", lambda: cg.conv1d(x4, w4), ValueError, ["x must be 3-D", "(N, C, L)"]),
     ("channel-mismatch", conv(w=np.zeros((4, 2, 3, 3))), ValueError, ["C=3", "(4, 2, 3, 3)", "C / groups = 3"]),

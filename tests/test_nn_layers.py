@@ -316,7 +316,7 @@ def test_batchnorm_needs_two_values_per_channel_in_training():
     layer.eval()
     assert layer(np.ones((1, 2, 1, 1), np.float32)).shape == (1, 2, 1, 1)
     with pytest.raises(ValueError, match=r"num_features = 2.*\(2, 3, 4, 4\)"):
-        layer(np.ones((2, 3, 4, 4)))
+        layer(np.ones((2, 3, 4, 4), np.float32))
 
 
 # ----------------------------------------------------------------------------------------
@@ -442,10 +442,11 @@ def test_pool_layers_accept_numpy_integers():
         assert layer.forward(x).shape == (1, 2, 2, 2)
 
 
-def test_padding_mode_as_pytorch_zeros_only():
+def test_padding_mode_in_pytorchs_positions_transposed_zeros_only():
     from convgrad import nn
-    layer = nn.Conv2d(2, 3, 3, 1, 1, 1, 1, True, "zeros", rng=0)     # PyTorch's positions
+    layer = nn.Conv2d(2, 3, 3, 1, 1, 1, 1, True, "reflect", rng=0)   # PyTorch's positions
     assert layer.forward(np.zeros((1, 2, 5, 5), np.float32)).shape == (1, 3, 5, 5)
     nn.ConvTranspose2d(2, 3, 3, 2, 1, 1, 1, True, 1, "zeros", rng=0)
-    with pytest.raises(ValueError, match="padding_mode='reflect' is not supported"):
-        nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")
+    with pytest.raises(ValueError, match="padding_mode='reflect' is not supported by a "
+                                         "transposed convolution"):
+        nn.ConvTranspose2d(2, 3, 3, padding=1, padding_mode="reflect")

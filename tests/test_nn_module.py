@@ -218,7 +218,7 @@ def test_forward_errors_name_shapes():
     with pytest.raises(ValueError, match=r"conv2d: x has C=2 channels"):
         nn.Conv2d(3, 4, 3)(np.zeros((1, 2, 5, 5), np.float32))
     with pytest.raises(ValueError, match=r"Linear: x must have shape \(\*, 4\).*\(2, 3\)"):
-        nn.Linear(4, 2)(np.zeros((2, 3)))
+        nn.Linear(4, 2)(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="does not fit an input with 2 axes"):
         nn.Flatten(2)(np.zeros((2, 3)))
 

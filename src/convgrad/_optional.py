@@ -21,6 +21,8 @@ _PACKAGES = {
     "torch": "torch",
     "nbclient": "nbclient",
     "nbformat": "nbformat",
+    "dask": "dask[array]",
+    "distributed": "distributed",
 }
 
 

@@ -22,7 +22,7 @@ import re
 import numpy as np
 
 from . import functional, pooling
-from .geometry import as_float_array, check_shape, pool_geometry
+from .geometry import as_float_array, check_batched, check_shape, pool_geometry
 from .gradcheck import central_difference, numerical_gradient
 from .gradcheck import rel_error as _rel_error
 
@@ -88,6 +88,7 @@ def _in_course_words(error: Exception, function: str) -> Exception:
 
 def _conv_forward(x, w, b, conv_param, algorithm, function):
     keywords = _conv_keywords(conv_param)
+    check_batched(x, 2, function)                          # the course's x is (N, C, H, W)
     try:
         out = functional.conv2d(x, w, b, algorithm=algorithm, **keywords)
     except (ValueError, TypeError) as error:
@@ -98,6 +99,7 @@ def _conv_forward(x, w, b, conv_param, algorithm, function):
 def _conv_backward(dout, cache, algorithm, function):
     x, w, b, conv_param = _unpack(cache, 4, "conv")
     keywords = _conv_keywords(conv_param)
+    check_batched(x, 2, function, "the cached x")
     try:
         return functional.conv2d_backward(dout, x, w, b, algorithm=algorithm, **keywords)
     except (ValueError, TypeError) as error:

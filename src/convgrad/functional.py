@@ -1,4 +1,4 @@
-"""The public convolution functions: geometry once, then one engine called four ways.
+"""The public convolution functions: geometry once, then one engine called with roles swapped.
 
 An engine (:mod:`convgrad.engine.fast` or :mod:`convgrad.engine.reference`) provides three linear maps
 of one convolution geometry, without bias:
@@ -11,38 +11,90 @@ and every public function is a combination of them:
 
     conv               y  = forward(x, w) + b
     conv backward      dx = grad_input(dy, w),  dw = grad_weight(dy, x),  db = sum(dy)
+    conv double bwd    g_dy = forward(g_dx, w) + forward(x, g_dw) + g_db
+                       g_x  = grad_input(dy, g_dw),  g_w = grad_weight(dy, g_dx)
     conv_transpose     y  = grad_input(x, w) + b                (the transposed map)
     its backward       dx = forward(dy, w),     dw = grad_weight(x, dy),  db = sum(dy)
+    its double bwd     g_dy = grad_input(g_dx, w) + grad_input(x, g_dw) + g_db
+                       g_x  = forward(dy, g_dw),  g_w = grad_weight(g_dx, dy)
+
+(the backward is bilinear in (dy, x) and (dy, w), so its own gradients are the same maps
+again: docs/math.md#second-order-gradients). A padding mode other than zeros wraps the
+maps: A(w) = C(w) P with P the padding by the mode (:mod:`convgrad.padding`), so
+forward and grad_weight read P x and grad_input ends with P^T.
 
 Shapes (cs231n letters, PyTorch layout), for 2-D; 1-D drops H, 3-D adds D:
-x (N, C, H, W), w (F, C/groups, HH, WW), b (F,), y and dy (N, F, H', W').
+x (N, C, H, W), w (F, C/groups, HH, WW), b (F,), y and dy (N, F, H', W'). Every x may
+also come unbatched, (C, H, W), as in PyTorch; so do y, dy and dx then.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import padding as padding_modes
+from ._functional_docs import document
 from .engine import auto, fast, reference, winograd
-from .geometry import (ConvGeometry, check_algorithm, check_grad_output, conv_geometry,
-                       conv_transpose_geometry)
+from .geometry import (ConvGeometry, check_algorithm, check_grad_output, check_second_order,
+                       conv_geometry, conv_transpose_geometry)
 from .memory import check_allocation
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
     "conv1d_backward", "conv2d_backward", "conv3d_backward",
+    "conv1d_double_backward", "conv2d_double_backward", "conv3d_double_backward",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
+    "conv_transpose1d_double_backward", "conv_transpose2d_double_backward",
+    "conv_transpose3d_double_backward",
 ]
 
 _ENGINES = {"auto": auto, "fast": fast, "winograd": winograd, "reference": reference}
+# pad by mode and its adjoint: the reference engine's entry-by-entry definition, or slices
+_PADDERS = {reference: (reference.pad_by_mode, reference.fold_by_mode),
+            fast: (padding_modes.pad, padding_modes.fold),
+            auto: (padding_modes.pad, padding_modes.fold),
+            winograd: (padding_modes.pad, padding_modes.fold)}
 
 
-def _engine(algorithm, op):
-    return _ENGINES[check_algorithm(algorithm, op)]
+class _Maps:
+    """The three maps of one geometry on the chosen engine, the padding mode around them.
+
+    Arrays go in C-contiguous in the arithmetic dtype (``g.dtype``), batched.
+    """
+
+    def __init__(self, algorithm, op: str, g: ConvGeometry):
+        self.engine = _ENGINES[check_algorithm(algorithm, op)]
+        self.g = g
+        if g.padding_mode == "zeros":           # the engine pads, with structural zeros
+            self.inner, self._pad, self._fold = g, None, None
+        else:                                   # A(w) = C(w) P
+            self.inner = padding_modes.padded_geometry(g)
+            self._pad, self._fold = _PADDERS[self.engine]
+
+    def padded(self, x: np.ndarray) -> np.ndarray:
+        """P x: (N, C, *in) -> (N, C, *padded) for a padding mode, x itself for zeros."""
+        return x if self._pad is None else self._pad(x, self.g.padding, self.g.padding_mode)
+
+    def forward(self, x, w):
+        return self.engine.forward(self.padded(x), w, self.inner)
+
+    def grad_input(self, dy, w):
+        dx = self.engine.grad_input(dy, w, self.inner)
+        return dx if self._fold is None else self._fold(dx, self.g.padding, self.g.padding_mode)
+
+    def grad_weight(self, dy, x):
+        return self.engine.grad_weight(dy, self.padded(x), self.inner)
+
+    def check_backward(self, transposed: bool = False) -> None:
+        """MemoryError now, naming the size, when dw's or dx's scratch cannot fit the
+        budget: before dx is computed (the reference engine plans no scratch)."""
+        if self.engine is not reference:
+            self.engine.check_backward(self.inner, transposed)
 
 
-def _as(a: np.ndarray, g: ConvGeometry) -> np.ndarray:
+def _as(a, g: ConvGeometry):
     """``a`` in the dtype the arithmetic runs in, C-contiguous (copied only if needed)."""
-    return np.ascontiguousarray(a, dtype=g.dtype)
+    return None if a is None else np.ascontiguousarray(a, dtype=g.dtype)
 
 
 def _add_bias(y: np.ndarray, b) -> np.ndarray:
@@ -63,181 +115,188 @@ def _out_dtype(*arrays) -> np.dtype:
     return np.result_type(*[a for a in arrays if a is not None])
 
 
+def _like(a: np.ndarray, like: np.ndarray, g: ConvGeometry) -> np.ndarray:
+    """``a`` in ``like``'s dtype, its batch axis removed again for an unbatched call."""
+    a = a.astype(like.dtype, copy=False)
+    return a[0] if g.unbatched else a
+
+
 # Non-finite values propagate exactly as in the arithmetic (as in PyTorch); NumPy's
 # 'invalid value' warnings for them would only be noise, so they are silenced here.
 def _quiet():
     return np.errstate(invalid="ignore", over="ignore", divide="ignore")
 
 
-def _conv(nd, op, x, w, b, stride, padding, dilation, groups, algorithm):
-    engine = _engine(algorithm, op)
-    x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
-                               dilation=dilation, groups=groups, op=op)
+# ----------------------------------------------------------------------------------------
+# Convolution: forward, backward, double backward
+
+
+def _conv_geometry(nd, op, x, w, b, stride, padding, dilation, groups, padding_mode):
+    return conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding, dilation=dilation,
+                         groups=groups, padding_mode=padding_mode, op=op)
+
+
+def _conv(nd, op, x, w, b, stride, padding, dilation, groups, algorithm, padding_mode):
+    x, w, b, g = _conv_geometry(nd, op, x, w, b, stride, padding, dilation, groups,
+                                padding_mode)
+    maps = _Maps(algorithm, op, g)
     check_allocation(g.y_shape, g.dtype, f"{op}: the output")
     with _quiet():                          # float16 out: the cast may overflow to inf
-        y = _add_bias(engine.forward(_as(x, g), _as(w, g), g), b)
-        return y.astype(_out_dtype(x, w, b), copy=False)
+        y = _add_bias(maps.forward(_as(x, g), _as(w, g)), b)
+        y = y.astype(_out_dtype(x, w, b), copy=False)
+    return y[0] if g.unbatched else y
 
 
-def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algorithm):
-    engine = _engine(algorithm, op)
-    x, w, b, g = conv_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
-                               dilation=dilation, groups=groups, op=op)
+def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algorithm,
+                   padding_mode):
+    x, w, b, g = _conv_geometry(nd, op, x, w, b, stride, padding, dilation, groups,
+                                padding_mode)
     dy, g = check_grad_output(dy, g, g.y_shape, op)
-    if engine is not reference:
-        engine.check_backward(g)              # dw's scratch too, before dx is computed
+    maps = _Maps(algorithm, op, g)
+    maps.check_backward()
     dy_g = _as(dy, g)
     with _quiet():
-        dx = engine.grad_input(dy_g, _as(w, g), g)
-        dw = engine.grad_weight(dy_g, _as(x, g), g)
+        dx = maps.grad_input(dy_g, _as(w, g))
+        dw = maps.grad_weight(dy_g, _as(x, g))
         db = _bias_grad(dy_g, b)
-        return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db
+        return _like(dx, x, g), dw.astype(w.dtype, copy=False), db
+
+
+def _conv_double_backward(nd, op, g_dx, g_dw, g_db, dy, x, w, b, stride, padding, dilation,
+                          groups, algorithm, padding_mode):
+    x, w, b, g = _conv_geometry(nd, op, x, w, b, stride, padding, dilation, groups,
+                                padding_mode)
+    dy, g = check_grad_output(dy, g, g.y_shape, op)
+    g_dx, g_dw, g_db, g = check_second_order(g_dx, g_dw, g_db, g, g.x_shape, w.shape, b, op)
+    maps = _Maps(algorithm, op, g)
+    dy_g, x_g, w_g, g_dx_g, g_dw_g = (_as(a, g) for a in (dy, x, w, g_dx, g_dw))
+    check_allocation(g.y_shape, g.dtype, f"{op}: g_dy")
+    with _quiet():
+        g_dy = np.zeros(g.y_shape, dtype=g.dtype)
+        g_x = np.zeros(g.x_shape, dtype=g.dtype)
+        g_w = np.zeros(g.w_shape, dtype=g.dtype)
+        if g_dx is not None:                  # dx = A(w)^T dy: bilinear in (dy, w)
+            g_dy += maps.forward(g_dx_g, w_g)
+            g_w = maps.grad_weight(dy_g, g_dx_g)
+        if g_dw is not None:                  # dw = grad_weight(dy, x): bilinear in (dy, x)
+            g_dy += maps.forward(x_g, g_dw_g)
+            g_x = maps.grad_input(dy_g, g_dw_g)
+        _add_bias(g_dy, g_db)                 # db = sum(dy)
+        return _like(g_dy, dy, g), _like(g_x, x, g), g_w.astype(w.dtype, copy=False)
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           padding_mode="zeros"):
+    return _conv(1, "conv1d", x, w, b, stride, padding, dilation, groups, algorithm,
+                 padding_mode)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           padding_mode="zeros"):
+    return _conv(2, "conv2d", x, w, b, stride, padding, dilation, groups, algorithm,
+                 padding_mode)
+
+
+def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           padding_mode="zeros"):
+    return _conv(3, "conv3d", x, w, b, stride, padding, dilation, groups, algorithm,
+                 padding_mode)
+
+
+def conv1d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+                    algorithm="auto", padding_mode="zeros"):
+    return _conv_backward(1, "conv1d_backward", dy, x, w, b, stride, padding, dilation,
+                          groups, algorithm, padding_mode)
+
+
+def conv2d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+                    algorithm="auto", padding_mode="zeros"):
+    return _conv_backward(2, "conv2d_backward", dy, x, w, b, stride, padding, dilation,
+                          groups, algorithm, padding_mode)
+
+
+def conv3d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
+                    algorithm="auto", padding_mode="zeros"):
+    return _conv_backward(3, "conv3d_backward", dy, x, w, b, stride, padding, dilation,
+                          groups, algorithm, padding_mode)
+
+
+def conv1d_double_backward(g_dx, g_dw, g_db, dy, x, w, b=None, stride=1, padding=0,
+                           dilation=1, groups=1, algorithm="auto", padding_mode="zeros"):
+    return _conv_double_backward(1, "conv1d_double_backward", g_dx, g_dw, g_db, dy, x, w, b,
+                                 stride, padding, dilation, groups, algorithm, padding_mode)
+
+
+def conv2d_double_backward(g_dx, g_dw, g_db, dy, x, w, b=None, stride=1, padding=0,
+                           dilation=1, groups=1, algorithm="auto", padding_mode="zeros"):
+    return _conv_double_backward(2, "conv2d_double_backward", g_dx, g_dw, g_db, dy, x, w, b,
+                                 stride, padding, dilation, groups, algorithm, padding_mode)
+
+
+def conv3d_double_backward(g_dx, g_dw, g_db, dy, x, w, b=None, stride=1, padding=0,
+                           dilation=1, groups=1, algorithm="auto", padding_mode="zeros"):
+    return _conv_double_backward(3, "conv3d_double_backward", g_dx, g_dw, g_db, dy, x, w, b,
+                                 stride, padding, dilation, groups, algorithm, padding_mode)
+
+
+# ----------------------------------------------------------------------------------------
+# Transposed convolution: the same maps, the roles of forward and grad_input exchanged
+
+
+def _transpose_geometry(nd, op, x, w, b, stride, padding, output_padding, groups, dilation):
+    return conv_transpose_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
+                                   output_padding=output_padding, groups=groups,
+                                   dilation=dilation, op=op)
 
 
 def _conv_transpose(nd, op, x, w, b, stride, padding, output_padding, groups, dilation,
                     algorithm):
-    engine = _engine(algorithm, op)
-    x, w, b, g = conv_transpose_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
-                                         output_padding=output_padding, groups=groups,
-                                         dilation=dilation, op=op)
+    x, w, b, g = _transpose_geometry(nd, op, x, w, b, stride, padding, output_padding,
+                                     groups, dilation)
+    maps = _Maps(algorithm, op, g)
     check_allocation(g.x_shape, g.dtype, f"{op}: the output")
-    with _quiet():
-        y = _add_bias(engine.grad_input(_as(x, g), _as(w, g), g), b)
-        return y.astype(_out_dtype(x, w, b), copy=False)
+    with _quiet():                          # float16 out: the cast may overflow to inf
+        y = _add_bias(maps.grad_input(_as(x, g), _as(w, g)), b)
+        y = y.astype(_out_dtype(x, w, b), copy=False)
+    return y[0] if g.unbatched else y
 
 
 def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_padding, groups,
                              dilation, algorithm):
-    engine = _engine(algorithm, op)
-    x, w, b, g = conv_transpose_geometry(x, w, b, nd=nd, stride=stride, padding=padding,
-                                         output_padding=output_padding, groups=groups,
-                                         dilation=dilation, op=op)
+    x, w, b, g = _transpose_geometry(nd, op, x, w, b, stride, padding, output_padding,
+                                     groups, dilation)
     dy, g = check_grad_output(dy, g, g.x_shape, op)
-    if engine is not reference:
-        engine.check_backward(g, transposed=True)  # dw's scratch too, before dx is computed
+    maps = _Maps(algorithm, op, g)
+    maps.check_backward(transposed=True)
     dy_g = _as(dy, g)
     with _quiet():
-        dx = engine.forward(dy_g, _as(w, g), g)
-        dw = engine.grad_weight(_as(x, g), dy_g, g)
+        dx = maps.forward(dy_g, _as(w, g))
+        dw = maps.grad_weight(_as(x, g), dy_g)
         db = _bias_grad(dy_g, b)
-        return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db
+        return _like(dx, x, g), dw.astype(w.dtype, copy=False), db
 
 
-# ----------------------------------------------------------------------------------------
-# Convolution
-
-_CONV_DOC = """{nd}-D convolution (cross-correlation, as in PyTorch): y = x * w + b.
-
-    Shape:
-        x: {x}    w: {w}    b: (F,) or None
-        y: {y}, with {out}
-
-    Args:
-        stride, dilation: a positive int, or one per spatial axis.
-        padding: an int, one int per axis, one (lo, hi) pair per axis, 'valid', or 'same'
-            (output = ceil(in / stride) at any stride, the odd pixel after).
-        groups: splits C and F into this many independent convolutions (groups = C is
-            depthwise).
-        algorithm: 'auto' (the fastest measured for the geometry), 'fast' (im2col + BLAS),
-            'winograd' (F(2x2, 3x3): 2-D 3x3 stride 1 only) or 'reference' (plain loops).
-
-    Returns y in NumPy's promotion of the inputs' dtypes (float32 in, float32 out).
-    Raises ValueError or TypeError, naming the bad value, for an impossible geometry.
-    """
-
-_BACKWARD_DOC = """Gradients of :func:`conv{nd}d`: returns (dx, dw, db) for the upstream dy.
-
-    Shape:
-        dy: {y}, the shape of conv{nd}d's output
-        x: {x}    w: {w}    b: (F,) or None
-        dx, dw, db: the shapes and dtypes of x, w, b (db is None when b is None)
-
-    The keywords are those of the forward call. dx is the transposed convolution of dy
-    with the filters, dw is x correlated with dy, db is dy summed over all but F.
-    """
-
-_SHAPES = {
-    1: dict(x="(N, C, L)", w="(F, C/groups, K)", y="(N, F, L')",
-            out="L' = floor((L + pad_lo + pad_hi - dilation*(K-1) - 1) / stride) + 1"),
-    2: dict(x="(N, C, H, W)", w="(F, C/groups, HH, WW)", y="(N, F, H', W')",
-            out="H' = floor((H + pad_top + pad_bottom - dilation*(HH-1) - 1) / stride) + 1"),
-    3: dict(x="(N, C, D, H, W)", w="(F, C/groups, KD, KH, KW)", y="(N, F, D', H', W')",
-            out="D' = floor((D + pad_lo + pad_hi - dilation*(KD-1) - 1) / stride) + 1"),
-}
-
-
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
-    return _conv(1, "conv1d", x, w, b, stride, padding, dilation, groups, algorithm)
-
-
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
-    return _conv(2, "conv2d", x, w, b, stride, padding, dilation, groups, algorithm)
-
-
-def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algorithm="auto"):
-    return _conv(3, "conv3d", x, w, b, stride, padding, dilation, groups, algorithm)
-
-
-def conv1d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                    algorithm="auto"):
-    return _conv_backward(1, "conv1d_backward", dy, x, w, b, stride, padding, dilation,
-                          groups, algorithm)
-
-
-def conv2d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                    algorithm="auto"):
-    return _conv_backward(2, "conv2d_backward", dy, x, w, b, stride, padding, dilation,
-                          groups, algorithm)
-
-
-def conv3d_backward(dy, x, w, b=None, stride=1, padding=0, dilation=1, groups=1,
-                    algorithm="auto"):
-    return _conv_backward(3, "conv3d_backward", dy, x, w, b, stride, padding, dilation,
-                          groups, algorithm)
-
-
-# ----------------------------------------------------------------------------------------
-# Transposed convolution
-
-_TRANSPOSE_DOC = """{nd}-D transposed convolution, with PyTorch's semantics and weight layout.
-
-    The adjoint of conv{nd}d with the same w: it scatters each input value through the
-    filter, so with stride s it upsamples by s.
-
-    Shape:
-        x: {x}    w: {w}    b: (C_out,) or None
-        y: {y}, with {out}
-
-    Args:
-        stride, dilation, output_padding: one int, or one per spatial axis;
-            output_padding (< stride or < dilation) picks among the output sizes that
-            give the same conv{nd}d output size.
-        padding: an int, one per axis, or (lo, hi) pairs: removed from the output's
-            borders; or 'valid' (none) or 'same' (output = in * stride, TensorFlow's
-            convention; output_padding must then be 0).
-        groups: as in conv{nd}d; w is (C_in, C_out/groups, *kernel).
-        algorithm: 'auto', 'fast', 'winograd' (3x3 stride 1, 2-D) or 'reference'.
-    """
-
-_TRANSPOSE_BACKWARD_DOC = """Gradients of :func:`conv_transpose{nd}d`: (dx, dw, db) for dy.
-
-    Shape:
-        dy: {y}, the shape of conv_transpose{nd}d's output
-        dx, dw, db: the shapes and dtypes of x, w, b (db is None when b is None)
-
-    dx is the ordinary convolution of dy with w; dw correlates dy with x.
-    """
-
-_TRANSPOSE_SHAPES = {
-    1: dict(x="(N, C_in, L)", w="(C_in, C_out/groups, K)", y="(N, C_out, L_out)",
-            out="L_out = (L-1)*stride - pad_lo - pad_hi + dilation*(K-1) + output_padding + 1"),
-    2: dict(x="(N, C_in, H, W)", w="(C_in, C_out/groups, HH, WW)", y="(N, C_out, H_out, W_out)",
-            out="H_out = (H-1)*stride - pad_top - pad_bottom + dilation*(HH-1) "
-                "+ output_padding + 1"),
-    3: dict(x="(N, C_in, D, H, W)", w="(C_in, C_out/groups, KD, KH, KW)",
-            y="(N, C_out, D_out, H_out, W_out)",
-            out="D_out = (D-1)*stride - pad_lo - pad_hi + dilation*(KD-1) + output_padding + 1"),
-}
+def _conv_transpose_double_backward(nd, op, g_dx, g_dw, g_db, dy, x, w, b, stride, padding,
+                                    output_padding, groups, dilation, algorithm):
+    x, w, b, g = _transpose_geometry(nd, op, x, w, b, stride, padding, output_padding,
+                                     groups, dilation)
+    dy, g = check_grad_output(dy, g, g.x_shape, op)
+    g_dx, g_dw, g_db, g = check_second_order(g_dx, g_dw, g_db, g, g.y_shape, w.shape, b, op)
+    maps = _Maps(algorithm, op, g)
+    dy_g, x_g, w_g, g_dx_g, g_dw_g = (_as(a, g) for a in (dy, x, w, g_dx, g_dw))
+    check_allocation(g.x_shape, g.dtype, f"{op}: g_dy")
+    with _quiet():
+        g_dy = np.zeros(g.x_shape, dtype=g.dtype)
+        g_x = np.zeros(g.y_shape, dtype=g.dtype)
+        g_w = np.zeros(g.w_shape, dtype=g.dtype)
+        if g_dx is not None:                  # dx = A(w) dy: bilinear in (dy, w)
+            g_dy += maps.grad_input(g_dx_g, w_g)
+            g_w = maps.grad_weight(g_dx_g, dy_g)
+        if g_dw is not None:                  # dw = grad_weight(x, dy): bilinear in (x, dy)
+            g_dy += maps.grad_input(x_g, g_dw_g)
+            g_x = maps.forward(dy_g, g_dw_g)
+        _add_bias(g_dy, g_db)                 # db = sum(dy)
+        return _like(g_dy, dy, g), _like(g_x, x, g), g_w.astype(w.dtype, copy=False)
 
 
 def conv_transpose1d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -276,11 +335,28 @@ def conv_transpose3d_backward(dy, x, w, b=None, stride=1, padding=0, output_padd
                                     padding, output_padding, groups, dilation, algorithm)
 
 
-for _nd in (1, 2, 3):
-    globals()[f"conv{_nd}d"].__doc__ = _CONV_DOC.format(nd=_nd, **_SHAPES[_nd])
-    globals()[f"conv{_nd}d_backward"].__doc__ = _BACKWARD_DOC.format(nd=_nd, **_SHAPES[_nd])
-    globals()[f"conv_transpose{_nd}d"].__doc__ = _TRANSPOSE_DOC.format(
-        nd=_nd, **_TRANSPOSE_SHAPES[_nd])
-    globals()[f"conv_transpose{_nd}d_backward"].__doc__ = _TRANSPOSE_BACKWARD_DOC.format(
-        nd=_nd, **_TRANSPOSE_SHAPES[_nd])
-del _nd
+def conv_transpose1d_double_backward(g_dx, g_dw, g_db, dy, x, w, b=None, stride=1, padding=0,
+                                     output_padding=0, groups=1, dilation=1,
+                                     algorithm="auto"):
+    return _conv_transpose_double_backward(1, "conv_transpose1d_double_backward", g_dx, g_dw,
+                                           g_db, dy, x, w, b, stride, padding, output_padding,
+                                           groups, dilation, algorithm)
+
+
+def conv_transpose2d_double_backward(g_dx, g_dw, g_db, dy, x, w, b=None, stride=1, padding=0,
+                                     output_padding=0, groups=1, dilation=1,
+                                     algorithm="auto"):
+    return _conv_transpose_double_backward(2, "conv_transpose2d_double_backward", g_dx, g_dw,
+                                           g_db, dy, x, w, b, stride, padding, output_padding,
+                                           groups, dilation, algorithm)
+
+
+def conv_transpose3d_double_backward(g_dx, g_dw, g_db, dy, x, w, b=None, stride=1, padding=0,
+                                     output_padding=0, groups=1, dilation=1,
+                                     algorithm="auto"):
+    return _conv_transpose_double_backward(3, "conv_transpose3d_double_backward", g_dx, g_dw,
+                                           g_db, dy, x, w, b, stride, padding, output_padding,
+                                           groups, dilation, algorithm)
+
+
+document(globals())

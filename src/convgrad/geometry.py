@@ -14,6 +14,11 @@ work is done, so every error message lives here. Internally padding is always ex
 A transposed convolution is described by the geometry of the forward convolution it is
 the adjoint of (see :func:`conv_transpose_geometry`): its input plays the role of ``y``
 and its output the role of ``x``.
+
+Unbatched inputs (x without its N axis, as PyTorch accepts them) are given the batch axis
+here (N = 1) and the geometry records it (``unbatched``); the functions remove it again
+from what they return. A padding mode other than 'zeros' (``padding_mode``) is checked
+here against the input's size; :mod:`convgrad.padding` applies it.
 """
 from __future__ import annotations
 
@@ -29,9 +34,12 @@ __all__ = [
     "as_ndarray",
     "check_algorithm",
     "check_avg_options",
+    "check_batched",
     "check_flag",
     "check_grad_output",
     "check_groups",
+    "check_padding_mode",
+    "check_second_order",
     "check_shape",
     "conv_geometry",
     "conv_transpose_geometry",
@@ -47,8 +55,14 @@ __all__ = [
 
 ALGORITHMS = ("auto", "fast", "winograd", "reference")
 PADDING_STRINGS = ("valid", "same")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+# names other libraries give these modes (NumPy's np.pad, SciPy, TensorFlow)
+_MODE_SYNONYMS = {"constant": "zeros", "zero": "zeros", "edge": "replicate",
+                  "nearest": "replicate", "wrap": "circular", "periodic": "circular",
+                  "reflection": "reflect", "mirror": "reflect"}
 SUPPORTED_DTYPES = (np.float16, np.float32, np.float64)
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+_UNBATCHED_LAYOUTS = {1: "(C, L)", 2: "(C, H, W)", 3: "(C, D, H, W)"}
 _WEIGHT_LAYOUTS = {1: "(F, C/groups, K)", 2: "(F, C/groups, HH, WW)", 3: "(F, C/groups, KD, KH, KW)"}
 _AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
@@ -74,6 +88,8 @@ class ConvGeometry:
     padding: tuple[tuple[int, int], ...]  # ((top, bottom), (left, right))
     out_size: tuple[int, ...]        # (H', W')
     dtype: np.dtype = np.dtype(np.float64)  # the dtype the arithmetic runs in
+    padding_mode: str = "zeros"      # what the padding holds: zeros, or copies of x
+    unbatched: bool = False          # x came without its N axis (N = 1 here)
 
     @property
     def nd(self) -> int:
@@ -231,6 +247,47 @@ def check_algorithm(algorithm, op: str = "conv") -> str:
     return algorithm
 
 
+def check_padding_mode(padding_mode, op: str = "conv", *, transposed: bool = False) -> str:
+    """'zeros', 'reflect', 'replicate' or 'circular' (PyTorch's padding_mode), or an error.
+
+    A transposed convolution accepts 'zeros' only, as in PyTorch: its padding crops the
+    output instead of extending the input, so there is nothing for a mode to fill.
+    """
+    allowed = ", ".join(repr(m) for m in PADDING_MODES)
+    if not isinstance(padding_mode, str):
+        raise TypeError(f"{op}: padding_mode must be one of {allowed}, got {padding_mode!r} "
+                        f"({type(padding_mode).__name__})")
+    if padding_mode not in PADDING_MODES:
+        known = _MODE_SYNONYMS.get(padding_mode.lower(), padding_mode.lower())
+        hint = f" (did you mean {known!r}?)" if known in PADDING_MODES else ""
+        raise ValueError(f"{op}: padding_mode={padding_mode!r} is not known; expected one of "
+                         f"{allowed}{hint}")
+    if transposed and padding_mode != "zeros":
+        raise ValueError(f"{op}: padding_mode={padding_mode!r} is not supported by a transposed "
+                         f"convolution, only 'zeros' is (as in PyTorch): its padding crops the "
+                         f"output, there is no input border for a mode to fill")
+    return padding_mode
+
+
+def _check_mode_fits(op: str, nd: int, in_size, padding, mode: str, x_name: str = "x"):
+    """PyTorch's limits: reflect needs padding < size, circular padding <= size, per side.
+
+    A reflection mirrors x about its edge entry, which is not repeated, so it can add at
+    most size - 1 entries; a circular padding may wrap around at most once.
+    """
+    if mode not in ("reflect", "circular"):
+        return
+    for axis, n, (lo, hi) in zip(_AXES[nd], in_size, padding):
+        limit = n - 1 if mode == "reflect" else n
+        if max(lo, hi) > limit:
+            rule = "smaller than" if mode == "reflect" else "at most"
+            raise ValueError(
+                f"{op}: padding ({lo}, {hi}) along {axis} is too large for "
+                f"padding_mode={mode!r}: {x_name} has size {n} along {axis}, and {mode} "
+                f"padding must be {rule} the size, so at most {limit} per side; use less "
+                f"padding, a larger input, or padding_mode='replicate' or 'zeros'")
+
+
 # ----------------------------------------------------------------------------------------
 # Arrays
 
@@ -318,16 +375,39 @@ def _check_ndim(a: np.ndarray, name: str, nd: int, layout: str, op: str) -> None
                          f"of shape {a.shape}")
 
 
+def check_batched(x, nd: int, op: str, name: str = "x") -> np.ndarray:
+    """``x`` as a float array of ndim nd + 2, (N, C, *spatial), for the APIs that take no
+    unbatched input (cs231n's); other problems are left to the geometry's own checks."""
+    x = as_float_array(x, f"{op}: {name}")
+    if x.ndim != nd + 2:
+        raise ValueError(f"{op}: {name} must be {nd + 2}-D {_LAYOUTS[nd]}, got a {x.ndim}-D "
+                         f"array of shape {x.shape}")
+    return x
+
+
+def _check_input_ndim(a: np.ndarray, name: str, nd: int, op: str) -> bool:
+    """True when ``a`` is unbatched (C, *spatial), False when batched; else an error."""
+    if a.ndim == nd + 1:
+        return True
+    if a.ndim != nd + 2:
+        raise ValueError(f"{op}: {name} must be {nd + 2}-D {_LAYOUTS[nd]}, or {nd + 1}-D "
+                         f"{_UNBATCHED_LAYOUTS[nd]} without the batch axis, got a {a.ndim}-D "
+                         f"array of shape {a.shape}")
+    return False
+
+
 def _check_batch_arrays(op: str, nd: int, x, w, b, x_name="x"):
+    """x (batched or not), w and b as float arrays; x comes back batched, with the flag."""
     x = as_float_array(x, f"{op}: {x_name}")
     w = as_float_array(w, f"{op}: w")
     b = None if b is None else as_float_array(b, f"{op}: b")
-    _check_ndim(x, x_name, nd, _LAYOUTS[nd], op)
+    unbatched = _check_input_ndim(x, x_name, nd, op)
     _check_ndim(w, "w", nd, _WEIGHT_LAYOUTS[nd], op)
-    if x.shape[1] == 0:
+    channels, spatial = x.shape[-nd - 1], x.shape[-nd:]
+    if channels == 0:
         raise ValueError(f"{op}: {x_name} of shape {x.shape} has no channels (C = 0); "
                          f"expected at least 1 channel")
-    zero = [ax for ax, n in zip(_AXES[nd], x.shape[2:]) if n == 0]
+    zero = [ax for ax, n in zip(_AXES[nd], spatial) if n == 0]
     if zero:
         raise ValueError(f"{op}: {x_name} of shape {x.shape} has empty spatial axes "
                          f"({', '.join(zero)}); every spatial size must be at least 1")
@@ -335,7 +415,9 @@ def _check_batch_arrays(op: str, nd: int, x, w, b, x_name="x"):
     if zero:
         raise ValueError(f"{op}: w of shape {w.shape} has an empty kernel "
                          f"({', '.join(zero)}); every kernel size must be at least 1")
-    return x, w, b
+    if unbatched:
+        x = x[None]                                            # (1, C, *in), a view
+    return x, w, b, unbatched
 
 
 def check_groups(op, groups, channels, channels_name, filters, filters_name):
@@ -372,13 +454,15 @@ def _check_fits(op, nd, in_size, kernel, dilation, padding, stride, x_name="x"):
 
 
 def conv_geometry(x, w, b=None, *, nd: int, stride=1, padding=0, dilation=1, groups=1,
-                  op: str = "conv"):
+                  padding_mode="zeros", op: str = "conv"):
     """Validate a convolution's arguments; return ``(x, w, b, geometry)``.
 
     The arrays come back as float ndarrays (integers converted to float64, never copied
-    otherwise). Raises ValueError or TypeError naming the bad value, before any work.
+    otherwise); an unbatched x (C, *in) comes back as a (1, C, *in) view. Raises
+    ValueError or TypeError naming the bad value, before any work.
     """
-    x, w, b = _check_batch_arrays(op, nd, x, w, b)
+    padding_mode = check_padding_mode(padding_mode, op)
+    x, w, b, unbatched = _check_batch_arrays(op, nd, x, w, b)
     stride = ntuple(stride, nd, f"{op}: stride")
     dilation = ntuple(dilation, nd, f"{op}: dilation")
     padding = normalize_padding(padding, nd, f"{op}: padding")
@@ -398,8 +482,9 @@ def conv_geometry(x, w, b=None, *, nd: int, stride=1, padding=0, dilation=1, gro
     elif padding == "same":
         padding = same_padding(in_size, kernel, stride, dilation)
     out = _check_fits(op, nd, in_size, kernel, dilation, padding, stride)
+    _check_mode_fits(op, nd, in_size, padding, padding_mode)
     geometry = ConvGeometry(n, c, f, groups, in_size, kernel, stride, dilation, padding, out,
-                            _compute_dtype(x, w, b))
+                            _compute_dtype(x, w, b), padding_mode, unbatched)
     return x, w, b, geometry
 
 
@@ -416,7 +501,7 @@ def conv_transpose_geometry(x, w, b=None, *, nd: int, stride=1, padding=0,
     padding may also be 'valid' (none) or 'same' (output = in * stride, as TensorFlow's
     conv2d_transpose); with 'same', output_padding is chosen by the geometry and must be 0.
     """
-    x, w, b = _check_batch_arrays(op, nd, x, w, b)
+    x, w, b, unbatched = _check_batch_arrays(op, nd, x, w, b)
     stride = ntuple(stride, nd, f"{op}: stride")
     dilation = ntuple(dilation, nd, f"{op}: dilation")
     padding = normalize_padding(padding, nd, f"{op}: padding")
@@ -468,7 +553,8 @@ def conv_transpose_geometry(x, w, b=None, *, nd: int, stride=1, padding=0,
                 f"output) must be at most {(i - 1) * s + d * (k - 1) + extra} in total")
         out_size.append(size)
     geometry = ConvGeometry(n, c_out, c_in, groups, tuple(out_size), kernel, stride,
-                            dilation, padding, in_size, _compute_dtype(x, w, b))
+                            dilation, padding, in_size, _compute_dtype(x, w, b),
+                            unbatched=unbatched)
     return x, w, b, geometry
 
 
@@ -625,11 +711,38 @@ def check_shape(a, shape, op: str, name: str, what: str = "shape") -> np.ndarray
 
 
 def check_grad_output(dy, geometry: ConvGeometry, shape: tuple[int, ...], op: str,
-                      name: str = "dy"):
-    """The upstream gradient: a float array of exactly the output's ``shape``.
+                      name: str = "dy", what: str = "the output's shape"):
+    """The upstream gradient: a float array of exactly the output's ``shape`` (batched).
 
+    For an unbatched call ``dy`` comes without its N axis, which is added back (a view).
     Returns ``(dy, geometry)``, the geometry's arithmetic dtype promoted to include dy's.
     """
-    dy = check_shape(dy, shape, op, name, "the output's shape")
+    if geometry.unbatched:
+        dy = check_shape(dy, shape[1:], op, name, what)[None]
+    else:
+        dy = check_shape(dy, shape, op, name, what)
     dtype = _compute_dtype(geometry.dtype, dy.dtype)
     return dy, dataclasses.replace(geometry, dtype=dtype)
+
+
+def check_second_order(g_dx, g_dw, g_db, geometry: ConvGeometry, dx_shape, w_shape, b,
+                       op: str):
+    """The gradients a double backward receives, one per output of the backward.
+
+    ``g_dx`` has the shape of the backward's dx (``dx_shape`` batched; unbatched calls
+    leave N out), ``g_dw`` that of w, ``g_db`` that of b; each may be None (zero), and
+    ``g_db`` must be None when b is None (the backward returns no db then).
+    Returns ``(g_dx, g_dw, g_db, geometry)``, the arithmetic dtype promoted to theirs.
+    """
+    if g_dx is not None:
+        g_dx, geometry = check_grad_output(g_dx, geometry, dx_shape, op, "g_dx",
+                                           "the shape of the backward's dx")
+    if g_dw is not None:
+        g_dw = check_shape(g_dw, w_shape, op, "g_dw", "the shape of w")
+    if g_db is not None:
+        if b is None:
+            raise ValueError(f"{op}: g_db was given but b is None: without a bias the "
+                             f"backward returns no db; pass g_db=None, or pass b")
+        g_db = check_shape(g_db, b.shape, op, "g_db", "the shape of b")
+    dtype = _compute_dtype(geometry.dtype, g_dx, g_dw, g_db)
+    return g_dx, g_dw, g_db, dataclasses.replace(geometry, dtype=dtype)

@@ -18,6 +18,9 @@ Two modes:
 
 ``"auto"`` picks elementwise up to 4096 entries in all. The caller's arrays are never
 written: perturbations happen on private copies.
+
+:func:`gradgradcheck` checks a double backward the same way: the backward is the function
+whose gradients are checked, the double backward its hand-written gradient.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["central_difference", "numerical_gradient", "rel_error", "gradcheck", "GradcheckReport", "InputReport"]
+__all__ = ["central_difference", "numerical_gradient", "rel_error", "gradcheck",
+           "gradgradcheck", "GradcheckReport", "InputReport"]
 
 
 def rel_error(a, b) -> float:
@@ -249,3 +253,77 @@ def _compare(name, shape, mode, analytic, numeric, rtol, atol) -> InputReport:
     return InputReport(name, tuple(shape), mode, float(diff.max()), float(rel.max()), worst,
                        float(analytic.flat[worst_flat]), float(numeric.flat[worst_flat]),
                        bool(np.all(excess <= 0)))
+
+
+def gradgradcheck(backward, double_backward, inputs, *, grad_outputs=None, mode: str = "auto",
+                  h: float = 1e-6, rtol: float = 1e-6, atol: float = 1e-8,
+                  directions: int = 4, seed=0, wrt=None) -> GradcheckReport:
+    """Check ``double_backward`` against central differences of ``backward`` itself.
+
+    The backward is treated as a function of all its inputs (dy included) with several
+    outputs; the scalar checked is L2 = sum_k <g_k, backward(*inputs)[k]> for random
+    gradients g_k of its outputs (never all ones), exactly as :func:`gradcheck` checks a
+    forward.
+
+        report = gradgradcheck(
+            lambda dy, x, w, b: cg.conv2d_backward(dy, x, w, b, stride=2),
+            lambda g_dx, g_dw, g_db, dy, x, w, b: (
+                *cg.conv2d_double_backward(g_dx, g_dw, g_db, dy, x, w, b, stride=2), None),
+            {"dy": dy, "x": x, "w": w, "b": b})
+
+    Args:
+        backward: ``backward(*inputs) -> sequence`` of outputs (None entries, such as db
+            without a bias, are outputs that do not exist).
+        double_backward: ``double_backward(*grad_outputs, *inputs) -> sequence`` of one
+            gradient per input; None stands for zero (and is checked as zero: the
+            backward of a convolution does not depend on its bias).
+        inputs: a dict name -> float64 array (names appear in the report), or a sequence;
+            None entries are passed through and not checked.
+        grad_outputs: one gradient per output of the backward (None for those that do
+            not exist); random standard normal (seeded) by default.
+        mode, h, rtol, atol, directions, seed, wrt: as in :func:`gradcheck`.
+    """
+    names, arrays = _named(inputs)
+    _check_float64(names, arrays)
+    copies = [None if a is None else np.array(a, dtype=np.float64) for a in arrays]
+    outputs = list(backward(*copies))
+    present = [k for k, out in enumerate(outputs) if out is not None]
+    shapes = [np.shape(outputs[k]) for k in present]
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        grads = [rng.standard_normal(shape) for shape in shapes]
+    else:
+        grad_outputs = list(grad_outputs)
+        if len(grad_outputs) != len(outputs):
+            raise ValueError(f"grad_outputs has {len(grad_outputs)} entries; the backward "
+                             f"returned {len(outputs)} outputs")
+        grads = []
+        for k, shape in zip(present, shapes):
+            g = np.zeros(shape) if grad_outputs[k] is None else np.asarray(grad_outputs[k],
+                                                                            dtype=np.float64)
+            if g.shape != shape:
+                raise ValueError(f"grad_outputs[{k}] has shape {g.shape}; the backward's "
+                                 f"output {k} has shape {shape}")
+            grads.append(g)
+    sizes = [int(np.prod(shape)) for shape in shapes]
+
+    def flat_backward(*values):           # the backward's present outputs, one flat vector
+        results = list(backward(*values))
+        return np.concatenate([np.ravel(results[k]) for k in present] + [np.zeros(0)])
+
+    def flat_double_backward(flat_grad, *values):
+        pieces = np.split(flat_grad, np.cumsum(sizes)[:-1]) if sizes else []
+        per_output = [None] * len(outputs)
+        for k, piece, shape in zip(present, pieces, shapes):
+            per_output[k] = piece.reshape(shape)
+        result = list(double_backward(*per_output, *values))
+        if len(result) != len(values):
+            raise ValueError(f"double_backward returned {len(result)} gradients for "
+                             f"{len(values)} inputs (use None for a zero gradient)")
+        return [None if v is None else (np.zeros(v.shape) if r is None else r)
+                for r, v in zip(result, values)]
+
+    flat_grads = np.concatenate([g.ravel() for g in grads] + [np.zeros(0)])
+    return gradcheck(flat_backward, flat_double_backward, dict(zip(names, copies)),
+                     dy=flat_grads, mode=mode, h=h, rtol=rtol, atol=atol,
+                     directions=directions, seed=seed, wrt=wrt)

@@ -154,7 +154,8 @@ def _evaluate(model, loss_fn, x, y, batch_size: int = 512) -> tuple[float, float
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")   # the loss is checked
-def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo):
+def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo,
+         gradients=None):
     """The training loop; returns (model, metrics). A NaN or infinite loss (training or
     held-out) raises :class:`TrainingDivergedError` at once."""
     init_seed, order_seed = np.random.SeedSequence(seed).spawn(2)
@@ -164,6 +165,7 @@ def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo
     opt = (nn.Adam(params, lr=lr) if optimizer == "adam"
            else nn.SGD(params, lr=lr, momentum=SGD_MOMENTUM))
     loss_fn = nn.CrossEntropyLoss()
+    step_gradients = None if gradients is None else gradients(model, loss_fn)
     x, y = data["x_train"], data["y_train"]
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total_steps, step = epochs * steps_per_epoch, 0
@@ -180,11 +182,15 @@ def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo
             opt.lr = lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))   # cosine decay
             step += 1
             opt.zero_grad()
-            logits = model.forward(x[batch])                                   # (B, 10)
-            loss = loss_fn.forward(logits, y[batch])
+            if step_gradients is None:
+                logits = model.forward(x[batch])                               # (B, 10)
+                loss = loss_fn.forward(logits, y[batch])
+            else:          # e.g. on Dask workers: the same loss; gradients added to .grad
+                loss, logits = step_gradients(x[batch], y[batch])
             _check_finite(loss, f"at step {step} of {total_steps} (epoch {epoch + 1} of "
                           f"{epochs})", lr, bar)
-            model.backward(loss_fn.backward())
+            if step_gradients is None:
+                model.backward(loss_fn.backward())
             opt.step()
             loss_sum += loss * len(batch)
             correct += int((logits.argmax(axis=1) == y[batch]).sum())
@@ -258,7 +264,8 @@ def _write_json(path: str, value) -> None:
 
 
 def train(out_dir, *, epochs=12, batch_size=32, lr=None, optimizer="adam", seed=0,
-          dtype="float32", progress=True, echo=print, extra_metrics=None) -> dict:
+          dtype="float32", progress=True, echo=print, extra_metrics=None,
+          gradients=None) -> dict:
     """Train the digits CNN and write model.npz, metrics.json and figures into ``out_dir``.
 
     Args:
@@ -273,6 +280,10 @@ def train(out_dir, *, epochs=12, batch_size=32, lr=None, optimizer="adam", seed=
             epoch (at most about 12 lines); False: the plain lines; None: nothing.
         echo: where to print (a function taking a string).
         extra_metrics: a dict merged into the metrics (the demo adds its gradient check).
+        gradients: None (each step's forward and backward run here), or a function
+            ``gradients(model, loss_fn)`` returning ``step(x, labels) -> (loss, logits)``
+            that adds the batch's gradients into the parameters' ``.grad``, e.g.
+            ``functools.partial(convgrad.dask.DataParallel, client=client)``.
 
     Returns the metrics dict also written to metrics.json. Raises
     :class:`TrainingDivergedError` (a ValueError) as soon as a training or held-out loss is
@@ -285,7 +296,7 @@ def train(out_dir, *, epochs=12, batch_size=32, lr=None, optimizer="adam", seed=
     data = load_data(seed, dtype)
     model, metrics = _fit(data, epochs=epochs, batch_size=batch_size, lr=lr,
                           optimizer=optimizer, seed=seed, dtype=dtype, progress=progress,
-                          echo=echo)
+                          echo=echo, gradients=gradients)
     metrics = _write_outputs(out_dir, model, dict(metrics, **(extra_metrics or {})), data)
     n_test = metrics["n_test"]
     echo(f"test accuracy {metrics['test_accuracy']:.2%} "

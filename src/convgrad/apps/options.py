@@ -78,14 +78,44 @@ def tolerance(text: str) -> float:
     return value
 
 
-def output_file(path: str) -> str:
-    """A file path whose folder exists, checked before any long run."""
+def output_file(path: str, suffixes: tuple[str, ...] = ()) -> str:
+    """A file this process can write, checked before any long run.
+
+    The check opens the file for appending (creating it only for the test, then removing
+    it), so a missing or read-only folder, a folder given as the file or a path such as
+    /proc/x fails now rather than after the work. ``suffixes``, when given, are the
+    file name endings allowed (the format is chosen by the suffix).
+    """
+    if not path:
+        raise argparse.ArgumentTypeError("expected a file name, got an empty string")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError(f"the folder of {path!r} does not exist")
     if os.path.isdir(path):
         raise argparse.ArgumentTypeError(f"{path!r} is a folder, not a file")
+    if suffixes and not path.lower().endswith(suffixes):
+        raise argparse.ArgumentTypeError(
+            f"{path!r} must end with {' or '.join(suffixes)} (the format is chosen by it)")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot write {path!r}: {error.strerror or error}") from None
+    if not existed:
+        os.remove(path)
     return path
+
+
+def png_file(path: str) -> str:
+    """A writable file whose name ends with .png."""
+    return output_file(path, (".png",))
+
+
+def html_file(path: str) -> str:
+    """A writable file whose name ends with .html or .htm."""
+    return output_file(path, (".html", ".htm"))
 
 
 def output_folder(path: str) -> str:

@@ -17,6 +17,13 @@ This is the project's in-house oracle and its teaching code. It is slow on purpo
 
 All three take arrays already validated by :mod:`convgrad.geometry` and a
 :class:`~convgrad.geometry.ConvGeometry`; bias is handled by the caller.
+
+A padding mode other than zeros ('reflect', 'replicate', 'circular') is the input padded
+by copying its own entries, then convolved without padding: :func:`pad_by_mode` builds
+the padded input entry by entry from the definition, padded[i] = x[source(i)]
+(:func:`convgrad.padding.source_index`), and :func:`fold_by_mode`, its adjoint, sends
+each padded entry's gradient back to its source. :mod:`convgrad.functional` calls them
+around the three maps.
 """
 from __future__ import annotations
 
@@ -24,8 +31,10 @@ import numpy as np
 
 from ..geometry import ConvGeometry
 from ..memory import check_allocation
+from ..padding import source_index
 
-__all__ = ["forward", "grad_input", "grad_weight", "pad", "dilate", "rot180"]
+__all__ = ["forward", "grad_input", "grad_weight", "pad", "dilate", "rot180", "pad_by_mode",
+           "fold_by_mode"]
 
 
 def pad(a: np.ndarray, pairs) -> np.ndarray:
@@ -40,6 +49,42 @@ def pad(a: np.ndarray, pairs) -> np.ndarray:
     crop = tuple(slice(max(-lo, 0), out.shape[2 + i] - max(-hi, 0))
                  for i, (lo, hi) in enumerate(pairs))
     return out[(slice(None), slice(None)) + crop]
+
+
+def _at(axis: int, i: int) -> tuple:
+    """The index of entry ``i`` along ``axis`` (every entry of the other axes)."""
+    return (slice(None),) * axis + (i,)
+
+
+def pad_by_mode(x: np.ndarray, pairs, mode: str) -> np.ndarray:
+    """x (N, C, *in) padded by copies of its own entries: padded[i] = x[source(i)].
+
+    One spatial axis after the other; i runs from -lo to n + hi - 1 (0 is x's first entry).
+    Returns (N, C, *(in + lo + hi)).
+    """
+    for axis, (lo, hi) in enumerate(pairs, start=2):
+        n = x.shape[axis]
+        check_allocation(x.shape[:axis] + (n + lo + hi,) + x.shape[axis + 1:], x.dtype,
+                         "the reference engine's padded array")
+        padded = np.empty(x.shape[:axis] + (n + lo + hi,) + x.shape[axis + 1:], x.dtype)
+        for i in range(-lo, n + hi):
+            padded[_at(axis, lo + i)] = x[_at(axis, source_index(i, n, mode))]
+        x = padded
+    return x
+
+
+def fold_by_mode(d_padded: np.ndarray, pairs, mode: str) -> np.ndarray:
+    """The adjoint of :func:`pad_by_mode`: dx[source(i)] += d_padded[i] for every i.
+
+    (N, C, *(in + lo + hi)) -> (N, C, *in); the axes are folded in the reverse order.
+    """
+    for axis, (lo, hi) in reversed(list(enumerate(pairs, start=2))):
+        n = d_padded.shape[axis] - lo - hi
+        dx = np.zeros(d_padded.shape[:axis] + (n,) + d_padded.shape[axis + 1:], d_padded.dtype)
+        for i in range(-lo, n + hi):
+            dx[_at(axis, source_index(i, n, mode))] += d_padded[_at(axis, lo + i)]
+        d_padded = dx
+    return d_padded
 
 
 def dilate(a: np.ndarray, factors) -> np.ndarray:

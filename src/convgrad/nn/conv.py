@@ -20,14 +20,14 @@ API stays stateless.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import contextlib
+
+import numpy as np
 
 from .. import functional
 from ..engine import fast
-from ..geometry import (check_groups, conv_geometry, conv_transpose_geometry, positive_int,
-                        normalize_padding, ntuple)
+from ..geometry import (check_groups, check_padding_mode, conv_geometry,
+                        conv_transpose_geometry, normalize_padding, ntuple, positive_int)
 from ..memory import check_allocation
 from .init import as_generator, check_dtype, default_bound, uniform
 from .module import Module
@@ -57,9 +57,7 @@ class _ConvBase(Module):
                  dtype=np.float32, rng=None):
         super().__init__()
         name, nd = type(self).__name__, self.nd
-        if padding_mode != "zeros":
-            raise ValueError(f"{name}: padding_mode={padding_mode!r} is not supported; "
-                             f"convgrad pads with zeros (padding_mode='zeros')")
+        self.padding_mode = check_padding_mode(padding_mode, name, transposed=self.transposed)
         self.in_channels = positive_int(in_channels, f"{name}: in_channels")
         self.out_channels = positive_int(out_channels, f"{name}: out_channels")
         self.kernel_size = ntuple(kernel_size, nd, f"{name}: kernel_size")
@@ -133,6 +131,8 @@ class _ConvBase(Module):
                         groups=self.groups)
         if self.transposed:
             keywords["output_padding"] = self.output_padding
+        else:
+            keywords["padding_mode"] = self.padding_mode
         return keywords
 
     def _bias(self):
@@ -155,6 +155,7 @@ class _ConvBase(Module):
         return dx
 
     def forward(self, x):
+        x = self._input(x)                     # the parameters' dtype, or a TypeError
         if self.transposed or not self.training:
             cache = None
         else:                                  # keep the columns for the backward pass
@@ -181,6 +182,8 @@ class _ConvBase(Module):
             text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
         if self.weight.dtype != np.float32:
             text += f", dtype={self.weight.dtype}"
         return text
@@ -213,15 +216,18 @@ _CONV_DOC = """{nd}-D convolution layer: y = conv{nd}d(x, weight, bias), PyTorch
             stride: output = ceil(in / stride)).
         groups: divides both C and F.
         bias: whether to add a learned bias.
-        padding_mode: 'zeros' (the only mode; others raise a ValueError).
+        padding_mode: what the padding holds: 'zeros' (default), 'reflect', 'replicate' or
+            'circular', as in PyTorch (reflect needs padding < size, circular <= size).
         dtype: of the parameters (np.float32 by default).
         rng: None, an int seed or a np.random.Generator for the initial weights, which are
             uniform on +-1/sqrt(fan_in) as PyTorch's default (fan_in = C/groups * prod(K)).
 
     Shape:
-        x: {x}    y: {y}
+        x: {x}    y: {y}    (or both without N, unbatched, as in PyTorch)
         weight: {w}    bias: (F,)
 
+    x must have the parameters' dtype (another float dtype is a TypeError, as in
+    PyTorch); integer inputs, such as uint8 images, are computed in that dtype.
     ``backward(dy)`` returns dx and adds dw, db into ``weight.grad``, ``bias.grad``.
     """
 
@@ -231,9 +237,10 @@ _TRANSPOSE_DOC = """{nd}-D transposed convolution layer: conv_transpose{nd}d, Py
     output_padding (an int or one per axis, smaller than the stride or the dilation), which
     picks among the output sizes that a Conv{nd}d with the same arguments maps to one size.
     Note PyTorch's argument order: ..., padding, output_padding, groups, bias, dilation.
+    padding_mode is 'zeros' only, as in PyTorch.
 
     Shape:
-        x: {x}    y: {y}
+        x: {x}    y: {y}    (or both without N, unbatched)
         weight: {w}    bias: (F,), F = out_channels
 
     Initial weights uniform on +-1/sqrt(fan_in), fan_in = F/groups * prod(K) (PyTorch's).

@@ -10,10 +10,16 @@ assigned, then those of its sub-modules (attributes that are modules), recursive
 dotted names: ``"weight"``, ``"0.bias"``, ``"block.1.weight"``. Buffers are arrays a
 module updates itself (BatchNorm's running statistics): each class lists their attribute
 names in ``_buffer_names``. Parameters and buffers together are the module's state, what
-:func:`convgrad.nn.save` writes.
+:meth:`Module.state_dict` returns, :meth:`Module.load_state_dict` copies back in (PyTorch's
+semantics) and :func:`convgrad.nn.save` writes.
+
+A module with parameters computes in their dtype: an input of another float dtype is a
+TypeError naming both (as in PyTorch), an integer input (a uint8 image) is converted.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+from collections.abc import Mapping
 from typing import Iterator
 
 import numpy as np
@@ -21,7 +27,10 @@ import numpy as np
 from ..geometry import as_float_array, check_shape
 from .parameter import Parameter
 
-__all__ = ["Module"]
+__all__ = ["Module", "IncompatibleKeys"]
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What load_state_dict(strict=False) skipped: two lists of keys."""
 
 # Layers compute with NaN and inf as PyTorch does (overflow gives inf, inf - inf gives
 # NaN), silently: NumPy's warnings would only be noise. A decorator, safe across threads.
@@ -56,8 +65,31 @@ class Module:
         return self.forward(x)
 
     def _input(self, x) -> np.ndarray:
-        """x as a float array (lists and integers converted), or a clear TypeError."""
-        return as_float_array(x, f"{type(self).__name__}: x")
+        """x as a float array in the dtype of the module's own parameters, if it has any.
+
+        Integer arrays (uint8 images) and Python lists are converted to that dtype (for
+        uint8 and float32 that is NumPy's promotion); an array of another float dtype is
+        refused with a TypeError naming both dtypes, as PyTorch refuses it.
+        """
+        name = type(self).__name__
+        source_kind = x.dtype.kind if isinstance(x, np.ndarray) else None
+        x = as_float_array(x, f"{name}: x")
+        dtype = self._parameter_dtype()
+        if dtype is None or x.dtype == dtype:
+            return x
+        if source_kind is None or source_kind in "iu":
+            return x.astype(dtype)
+        raise TypeError(f"{name}: x has dtype {x.dtype} but the layer's parameters are "
+                        f"{dtype}; convert the input (x.astype(np.{dtype})) or create the layer "
+                        f"with dtype=np.{x.dtype} (a layer does not mix float dtypes, as in "
+                        f"PyTorch)")
+
+    def _parameter_dtype(self):
+        """The dtype of the module's own first parameter, or None when it has none."""
+        for value in vars(self).values():
+            if isinstance(value, Parameter):
+                return value.dtype
+        return None
 
     def _grad(self, dy, shape) -> np.ndarray:
         """dy as a float array of exactly the forward output's shape."""
@@ -127,6 +159,55 @@ class Module:
         for name, child in self.named_children():
             state.update(child.state_dict(f"{prefix}{name}."))
         return state
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy the arrays of ``state_dict`` into the parameters and buffers (PyTorch's rules).
+
+        Keys are the names of :meth:`state_dict` ("weight", "0.bias", ...); values are
+        arrays of numbers (NumPy arrays, or anything np.asarray reads, such as CPU torch
+        tensors), copied into the module's own arrays and cast to their dtypes.
+        With ``strict=True`` every key must be there and no other; with ``strict=False``
+        missing and unexpected keys are skipped. Shapes must match exactly in both cases.
+        Everything is checked before anything is assigned: any problem raises a
+        ValueError listing all of them, and the module is left unchanged.
+
+        Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, as PyTorch does.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict expects a dict of arrays (as state_dict() "
+                            f"returns), got {type(state_dict).__name__}")
+        if not isinstance(strict, bool):
+            raise TypeError(f"load_state_dict: strict must be True or False, got {strict!r}")
+        expected = self.state_dict()
+        missing = [key for key in expected if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in expected]
+        problems, values = [], {}
+        if strict and missing:
+            problems.append("missing key(s): " + ", ".join(map(repr, missing)))
+        if strict and unexpected:
+            problems.append("unexpected key(s): " + ", ".join(map(repr, unexpected)))
+        for key, target in expected.items():
+            if key not in state_dict:
+                continue
+            try:
+                value = np.asarray(state_dict[key])
+            except (TypeError, ValueError) as error:
+                problems.append(f"{key!r}: not an array ({error})")
+                continue
+            if value.dtype.kind not in "fiu":
+                problems.append(f"{key!r}: dtype {value.dtype} is not a real number type "
+                                f"(the module's is {target.dtype})")
+            elif value.shape != target.shape:
+                problems.append(f"size mismatch for {key!r}: the state has shape "
+                                f"{value.shape}, the module {target.shape}")
+            else:
+                values[key] = value
+        if problems:
+            raise ValueError(f"error(s) in loading state_dict for {type(self).__name__} "
+                             f"(nothing was loaded):\n  " + "\n  ".join(problems))
+        for key, value in values.items():
+            expected[key][...] = value                 # a copy, cast to the module's dtype
+        return IncompatibleKeys(missing, unexpected)
 
     def num_parameters(self) -> int:
         """The number of trainable scalars."""

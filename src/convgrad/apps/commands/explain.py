@@ -51,11 +51,12 @@ def register(commands) -> None:
                          help="print LaTeX (\\[ ... \\] blocks to paste) instead of text")
     explain.add_argument("--latex-document", action="store_true",
                          help="print a complete LaTeX document that compiles on its own")
-    explain.add_argument("--png", metavar="FILE", help="draw the case's figure to FILE")
+    explain.add_argument("--png", metavar="FILE.png", type=options.png_file,
+                         help="draw the case's figure to FILE.png")
     explain.add_argument("--numeric", action="store_true",
                          help="also show the identities on random numbers next to the "
                          "numerical gradient (with --html: open the page in numbers mode)")
-    explain.add_argument("--html", metavar="FILE",
+    explain.add_argument("--html", metavar="FILE.html", type=options.html_file,
                          help="write the interactive explorer to FILE (one self-contained "
                          "page, no network) instead of printing")
     explain.add_argument("--transposed", action="store_true",

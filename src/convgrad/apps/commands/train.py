@@ -1,6 +1,9 @@
 """`convgrad train`: the demo's training loop, with options."""
 from __future__ import annotations
 
+import argparse
+import re
+
 from .. import options
 from ..digits import MAX_EPOCHS
 from ..digits_data import MAX_SEED
@@ -9,12 +12,34 @@ epochs_option = options.int_between(
     1, MAX_EPOCHS, " (the command line's bound, about 6 minutes; longer runs: call "
     "convgrad.apps.digits.train from Python)")
 
+_DASK_HELP = ("compute each step's gradients on a Dask cluster, one shard of the batch per "
+              "worker: local:N (N worker processes here) or tcp://HOST:PORT (a running "
+              "scheduler); needs the dask extra")
+
+
+def _dask_address(text: str) -> str:
+    """local:N (1 <= N <= 64) or tcp://HOST:PORT, checked before anything starts."""
+    local = re.fullmatch(r"local:(\d+)", text)
+    if (local and 1 <= int(local.group(1)) <= 64) or re.fullmatch(r"tcp://[^\s:/]+:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected local:N (N from 1 to 64 worker processes "
+                                     f"on this machine) or tcp://HOST:PORT, got {text!r}")
+
 
 def run(args) -> int:
     from ..digits import train
-    train(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-          optimizer=args.optimizer, seed=args.seed, dtype=args.dtype,
-          progress=None if args.quiet else True)
+    settings = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    optimizer=args.optimizer, seed=args.seed, dtype=args.dtype,
+                    progress=None if args.quiet else True)
+    if args.dask is None:
+        if args.dask_timeout is not None:
+            raise ValueError("--dask-timeout applies only with --dask")
+        train(args.out, **settings)
+    else:
+        from ..digits_data import require_extras
+        from ...dask.training import train_on_dask
+        require_extras("convgrad train", figures=True)   # before a cluster starts
+        train_on_dask(args.dask, train, args.out, timeout=args.dask_timeout, **settings)
     return 0
 
 
@@ -44,4 +69,9 @@ def register(commands) -> None:
                        help="of the data and the parameters")
     train.add_argument("--quiet", action="store_true",
                        help="no per-epoch progress (the summary is still printed)")
+    train.add_argument("--dask", type=_dask_address, metavar="local:N|tcp://HOST:PORT",
+                       help=_DASK_HELP)
+    train.add_argument("--dask-timeout", type=options.positive, metavar="SECONDS",
+                       help="with --dask: stop the run when connecting (default 30) or "
+                       "one step (default 120) takes longer")
     train.set_defaults(run=run)
