@@ -129,25 +129,28 @@ def test_winograd_refuses_what_it_does_not_compute(kw, what):
         cg.conv1d(np.zeros((1, 2, 9)), np.zeros((2, 2, 3)), algorithm="winograd")
 
 
-@pytest.mark.parametrize("x_shape,w_shape,expected", [
-    ((32, 256, 14, 14), (256, 256, 3, 3), True),      # W4: 1568 tiles, 256 channels
-    ((32, 64, 56, 56), (64, 64, 3, 3), False),        # W3: 64 channels
-    ((1, 256, 14, 14), (256, 256, 3, 3), False),      # 49 tiles
-    ((32, 256, 14, 14), (256, 1, 3, 3), False),       # depthwise (groups = 256)
-    ((32, 256, 14, 14), (256, 256, 5, 5), False),
+@pytest.mark.parametrize("x_shape,w_shape,dtype,expected", [
+    ((32, 256, 14, 14), (256, 256, 3, 3), np.float32, True),   # W4: 1568 tiles
+    ((32, 256, 14, 14), (256, 256, 3, 3), np.float64, True),
+    ((32, 128, 28, 28), (128, 128, 3, 3), np.float32, True),
+    ((32, 128, 28, 28), (128, 128, 3, 3), np.float64, False),  # measured slower
+    ((32, 64, 56, 56), (64, 64, 3, 3), np.float32, False),     # W3: 64 channels
+    ((1, 256, 14, 14), (256, 256, 3, 3), np.float32, False),   # 49 tiles
+    ((32, 256, 14, 14), (256, 1, 3, 3), np.float32, False),    # depthwise
+    ((32, 256, 14, 14), (256, 256, 5, 5), np.float32, False),
 ])
-def test_auto_picks_winograd_where_measured_faster(x_shape, w_shape, expected):
+def test_auto_picks_winograd_where_measured_faster(x_shape, w_shape, dtype, expected):
     groups = x_shape[1] // w_shape[1]
-    x = np.broadcast_to(np.float32(0), x_shape)
-    w = np.broadcast_to(np.float32(0), w_shape)
+    x = np.broadcast_to(dtype(0), x_shape)
+    w = np.broadcast_to(dtype(0), w_shape)
     *_, g = conv_geometry(x, w, nd=2, padding=1, groups=groups)
     assert auto.uses_winograd(g) is expected
 
 
 def test_auto_gives_winograds_numbers_where_it_picks_it():
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((8, 128, 16, 16))                # 512 tiles
-    w = rng.standard_normal((128, 128, 3, 3))
+    x = rng.standard_normal((8, 256, 16, 16))                # 512 tiles
+    w = rng.standard_normal((256, 256, 3, 3))
     y = cg.conv2d(x, w, padding=1)
     np.testing.assert_array_equal(y, cg.conv2d(x, w, padding=1, algorithm="winograd"))
     assert rel_err(y, torch_conv(x, w, None, None, padding=1)[0]) < 1e-10

@@ -2,9 +2,11 @@
 
 Winograd F(2x2, 3x3) (:mod:`.winograd`) for 2-D 3x3 stride-1 convolutions whose 16
 matrix products are large enough to outweigh the transforms: at least 128 input and
-128 output channels per group and 512 2x2 tiles in the batch (measured, BENCHMARKS.md:
-0.7x the fast engine's time on W4, 256 channels; 0.85-0.9x at 128; slower at 64 channels
-or on small images, where transforms and the filter transform dominate). The fast engine
+128 output channels per group in float32 (256 in float64, whose products are slower
+relative to the transforms) and 512 2x2 tiles in the batch. Measured (BENCHMARKS.md):
+float32 0.7x the fast engine's time on W4 (256 channels), 0.85-0.9x at 128 channels,
+slower at 64 channels or on small images, where the transforms and the filter transform
+dominate; float64 0.8-0.9x on W4, 1.05-1.15x at 128 channels. The fast engine
 (:mod:`.fast`, im2col + GEMM) everywhere else.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from . import fast, winograd
 
 __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winograd"]
 
-MIN_CHANNELS = 128
+MIN_CHANNELS = {4: 128, 8: 256}       # by itemsize: float32, float64
 MIN_TILES = 512
 
 
@@ -26,8 +28,9 @@ def uses_winograd(g: ConvGeometry) -> bool:
     if not winograd.applies(g):
         return False
     th, tw = winograd.tiles(g)
-    return (g.in_channels // g.groups >= MIN_CHANNELS
-            and g.out_channels // g.groups >= MIN_CHANNELS
+    channels = MIN_CHANNELS.get(g.dtype.itemsize, 256)
+    return (g.in_channels // g.groups >= channels
+            and g.out_channels // g.groups >= channels
             and g.batch * th * tw >= MIN_TILES)
 
 
