@@ -2,18 +2,22 @@
 
 The forward pass copies, for each kernel offset, the input samples it touches into a
 column buffer (:mod:`convgrad.engine.lowering`), then multiplies by the filters, groups
-being a leading axis of one batched product (never a Python loop). Two layouts
-(lowering's docstring), chosen by the number of output positions P per sample:
+being a leading axis of one batched product (never a Python loop). Three layouts, each
+measured fastest somewhere (:func:`_layout`, BENCHMARKS.md):
 
-    "rows"     cols (G, C/G*K, n*P): one product for the chunk, y = w @ cols, then a
-               transposed copy into y (n, F, P); best for small P (deep, narrow layers)
-    "samples"  cols (n, G, C/G*K, P): one product per sample, written straight into y;
-               best for large P (no transposed copies of y or dy)
+    "rows"      cols (G, C/G*K, n*P): one product for the chunk, y = w @ cols, then a
+                transposed copy into y (n, F, P); many rows (deep, narrow layers)
+    "samples"   cols (n, G, C/G*K, P): one product per sample, written straight into
+                y; few rows (C/G*K <= F/G: first layers)
+    "channels"  cols (G, n*P, C/G*K), channels last (:mod:`.channels_last`): short output
+                rows (small maps), where the other layouts copy rows a few elements long
+
+How much scratch each needs and how the batch is chunked is :mod:`.plan`.
 
 The backward pass is the same machinery with the roles swapped (docs/math.md):
 
 * dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads (a
-  layer of :mod:`convgrad.nn` may keep them from its forward pass: :class:`ColumnCache`);
+  layer of :mod:`convgrad.nn` may keep them from its forward pass: :class:`.columns.ColumnCache`);
 * dx at stride 1 is a forward correlation of the padded dy with the rotated filters
   (:func:`forward` called again with roles swapped) when that is cheaper; otherwise
   dx = col2im(w^T @ dy), col2im being the adjoint of im2col.
@@ -25,21 +29,18 @@ budget; when one sample cannot fit, a MemoryError names the size before any allo
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import functools
 import math
 
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..memory import (Kept, available, check_fits, chunk_step, get_memory_budget,
-                      kept_bytes)
-from . import channels_last
-from .lowering import col2im, im2col, offset_windows
+from ..memory import available, check_fits
+from . import channels_last, columns
+from .lowering import col2im, im2col
+from .plan import Plan, col2im_needs, forward_needs, weight_needs, weight_size
 
-__all__ = ["forward", "grad_input", "grad_weight", "check_backward", "ColumnCache",
-           "keep_columns"]
+__all__ = ["forward", "grad_input", "grad_weight", "check_backward"]
+
 
 def _layout(g: ConvGeometry) -> str:
     """"channels" (:mod:`.channels_last`) for short output rows with several channels;
@@ -52,169 +53,6 @@ def _layout(g: ConvGeometry) -> str:
         return "channels"
     rows = (g.in_channels // g.groups) * math.prod(g.kernel_size)
     return "samples" if rows <= g.out_channels // g.groups else "rows"
-
-
-def _weight_size(g: ConvGeometry) -> int:
-    """Elements of w (F, C/G, *K)."""
-    return g.out_channels * (g.in_channels // g.groups) * math.prod(g.kernel_size)
-
-
-# Temporaries besides the columns, in elements: (per sample, fixed).
-def _forward_needs(g, layout):
-    """"rows": the product (F, n*P) before its transposed copy into y; "channels": that
-    product, the padded channels-last input, and the filters in channels-last order."""
-    if layout == "channels":
-        return (g.out_channels * math.prod(g.out_size) + channels_last.padded_elements(g),
-                _weight_size(g))
-    if layout == "rows" and g.batch > 1:
-        return g.out_channels * math.prod(g.out_size), 0
-    return 0, 0
-
-
-def _weight_needs(g, layout):
-    """"rows": dy's transposed copy (F, n*P); "samples": every sample's product (w each).
-    Both: a chunk's product or its sum over samples, the running sum, its transposed
-    copy (w each)."""
-    w = _weight_size(g)
-    if layout == "channels":             # dy channels last, the padded input
-        return (g.out_channels * math.prod(g.out_size) + channels_last.padded_elements(g),
-                3 * w)
-    if layout == "rows":
-        return g.out_channels * math.prod(g.out_size), 3 * w
-    return w, 3 * w
-
-
-def _ufunc_buffers(g) -> int:
-    """NumPy's buffers for col2im's additions over strided arrays: for each of the three
-    operands, np.getbufsize() elements or the whole operand (n, C, *out) if smaller."""
-    return 3 * min(np.getbufsize(), g.batch * g.in_channels * math.prod(g.out_size))
-
-
-def _col2im_needs(g, layout):
-    """"rows": dy's transposed copy (F, n*P); "channels": dy channels last, the padded
-    dx, the filters in channels-last order. All: the additions' ufunc buffers."""
-    if layout == "channels":
-        return (g.out_channels * math.prod(g.out_size) + channels_last.padded_elements(g),
-                _weight_size(g) + _ufunc_buffers(g))
-    if layout == "rows" and g.batch > 1:
-        return g.out_channels * math.prod(g.out_size), _ufunc_buffers(g)
-    return 0, _ufunc_buffers(g)
-
-
-def _sizes(g, what, layout, extra, fixed, keep, keep_needs):
-    """A plan's sizes and chunks (:func:`_fitting_sizes`), after making sure one sample
-    fits: a MemoryError naming the size, or kept buffers released, as
-    :func:`convgrad.memory.plan_chunks` does."""
-    groups = g.groups
-    sample_columns = groups * (g.in_channels // groups) * math.prod(g.kernel_size) \
-        * math.prod(g.out_size)
-    itemsize = g.dtype.itemsize
-    check_fits((sample_columns + extra + fixed) * itemsize, what)
-    return _fitting_sizes(g, layout, extra, fixed, keep, keep_needs, get_memory_budget(),
-                          kept_bytes())
-
-
-@functools.lru_cache(maxsize=1024)
-def _fitting_sizes(g, layout, extra, fixed, keep, keep_needs, budget, kept):
-    """A plan's sizes and chunks: a pure function of its arguments, the budget and the
-    bytes kept between calls, cached on them (a training loop asks for the same few plans
-    again and again, and on small images planning cost more than computing)."""
-    groups = g.groups
-    rows = (g.in_channels // groups) * math.prod(g.kernel_size)                 # R
-    positions = math.prod(g.out_size)                                           # P
-    sample_columns = groups * rows * positions                                  # G*R*P
-    itemsize = g.dtype.itemsize
-    per_sample = (sample_columns + extra) * itemsize
-    step = chunk_step(g.batch, per_sample, fixed * itemsize,
-                      _preferred_bytes(rows, positions, per_sample), budget - kept)
-    chunks = tuple(slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step))
-    # keep: only small columns (KEEP_MAX_BYTES), and only when they, with the larger of
-    # this call's and the weight gradient's other temporaries, fit what the budget leaves
-    later_extra, later_fixed = keep_needs
-    columns_bytes = g.batch * sample_columns * itemsize
-    keep = keep and 0 < columns_bytes <= KEEP_MAX_BYTES and (
-        g.batch * sample_columns + step * max(extra, later_extra)
-        + max(fixed, later_fixed)) * itemsize <= budget - kept
-    return (groups, g.out_channels // groups, rows, positions, sample_columns, step, chunks,
-            offset_windows(g), keep)
-
-
-class _Plan:
-    """Sizes, layout and batch chunks of one computation; its scratch buffers.
-
-    Scratch for a chunk of n samples: the columns (G*R*P elements a sample, R = C/G*K)
-    and ``extra`` elements a sample, plus ``fixed`` elements: all counted by
-    :func:`convgrad.memory.plan_chunks`. With ``keep`` the columns of the whole batch
-    are written into one buffer (each chunk its own part) that can outlive the call,
-    when that fits the budget along with the rest (``self.keep`` says whether it did).
-    """
-
-    def __init__(self, g: ConvGeometry, what: str, layout: str, extra: int = 0,
-                 fixed: int = 0, keep: bool = False, keep_needs=(0, 0)):
-        self.g, self.layout, self.extra = g, layout, extra
-        (self.groups, self.f_per_group, self.rows, self.positions, self.sample_columns,
-         self.step, self.chunks, self.windows, self.keep) = _sizes(
-            g, what, layout, extra, fixed, keep, keep_needs)
-        self._columns = self._extra = None
-
-    def columns(self, chunk: slice) -> np.ndarray:
-        """The chunk's columns: (C, *K, n, *out) for "rows", (n, C, *K, *out) for
-        "samples", (n, *out, G, *K, C/G) for "channels"."""
-        g, n = self.g, chunk.stop - chunk.start
-        if self._columns is None:
-            self._columns = np.empty(self.sample_columns * (g.batch if self.keep else self.step),
-                                     dtype=g.dtype)
-        start = chunk.start * self.sample_columns if self.keep else 0
-        flat = self._columns[start:start + n * self.sample_columns]
-        if self.layout == "rows":
-            return flat.reshape(g.in_channels, *g.kernel_size, n, *g.out_size)
-        if self.layout == "channels":
-            return flat.reshape(n, *g.out_size, g.groups, *g.kernel_size,
-                                g.in_channels // g.groups)
-        return flat.reshape(n, g.in_channels, *g.kernel_size, *g.out_size)
-
-    def matrix(self, cols: np.ndarray) -> np.ndarray:
-        """"rows": (C, *K, n, *out) -> (G, R, n*P); "samples": -> (n, G, R, P);
-        "channels": -> (G, n*P, R); views."""
-        if self.layout == "rows":
-            return cols.reshape(self.groups, self.rows, cols.size // (self.groups * self.rows))
-        if self.layout == "channels":
-            return cols.reshape(-1, self.groups, self.rows).swapaxes(0, 1)
-        return cols.reshape(cols.shape[0], self.groups, self.rows, self.positions)
-
-    def scratch(self, n: int, *shapes) -> np.ndarray:
-        """Views of the ``extra`` buffer, one after another, in ``shapes`` (n samples'
-        worth in all): one array for one shape, else a list."""
-        if self._extra is None:
-            self._extra = np.empty(self.extra * self.step, dtype=self.g.dtype)
-        views, start = [], 0
-        for shape in shapes:
-            size = math.prod(shape)
-            views.append(self._extra[start:start + size].reshape(shape))
-            start += size
-        return views[0] if len(views) == 1 else views
-
-    def kept(self) -> Kept:
-        """The whole batch's columns, handed over to be kept between calls."""
-        kept = Kept(self._columns)
-        kept.plan = self
-        return kept
-
-
-def _preferred_bytes(rows: int, positions: int, per_sample: int) -> int:
-    """How many bytes of scratch to process at once (measured, BENCHMARKS.md).
-
-    About 2 MiB, this machine's L2 cache per core: the buffers stay in it while they are
-    filled and read (8 MiB, the figure measured on the previous machine, was 5-25% slower
-    here; 0.5 MiB 10% slower). A product with very many rows (C/G * K >= 1024, W4's 2304)
-    is compute bound and wants more columns: 8 MiB (7% faster than 2 MiB there).
-    """
-    return 8 * 2**20 if rows >= 1024 else 2 * 2**20
-
-
-KEEP_MAX_BYTES = 8 * 2**20
-"""Columns kept for the backward pass only up to this size: larger ones, no longer in the
-cache when dw reads them, were measured slower than lowering x again (BENCHMARKS.md)."""
 
 
 def _is_pointwise(g: ConvGeometry) -> bool:
@@ -259,74 +97,14 @@ def _by_group(a: np.ndarray, groups: int, out: np.ndarray | None = None) -> np.n
 
 
 # ----------------------------------------------------------------------------------------
-# Columns kept from the forward pass for the weight gradient (convgrad.nn layers)
-
-class ColumnCache:
-    """A layer's handle on the columns its forward pass lowered x into.
-
-    Inside ``with keep_columns(cache, record=True)`` the engine's next :func:`forward`
-    stores its columns here when they fit the budget (counted as kept scratch, see
-    :class:`convgrad.memory.Kept`); inside ``with keep_columns(cache)`` the next
-    :func:`grad_weight` of the same geometry and the same x array reads them instead of
-    lowering x again, then releases them. The columns are those of x *at the forward
-    pass*: modifying x in place before the backward pass is not seen (as in PyTorch,
-    where it is an error).
-    """
-
-    def __init__(self):
-        self._kept: Kept | None = None
-        self._x = None
-        self._recording = False
-
-    @property
-    def nbytes(self) -> int:
-        kept = self._kept
-        return 0 if kept is None or kept.array is None else kept.nbytes
-
-    def _store(self, plan: _Plan, x: np.ndarray) -> None:
-        self.release()
-        self._kept, self._x = plan.kept(), x
-
-    def _take(self, g: ConvGeometry, x: np.ndarray) -> _Plan | None:
-        """The plan holding the columns of (g, x), or None; the handle forgets them."""
-        kept, recorded_x = self._kept, self._x
-        if kept is None or kept.array is None or recorded_x is not x or kept.plan.g != g:
-            self.release()
-            return None
-        self._x = None
-        return kept.plan
-
-    def release(self) -> None:
-        if self._kept is not None:
-            self._kept.release()
-        self._kept = self._x = None
-
-
-_column_cache: contextvars.ContextVar = contextvars.ContextVar("convgrad_columns",
-                                                               default=None)
-
-
-@contextlib.contextmanager
-def keep_columns(cache: ColumnCache, record: bool = False):
-    """Let the engine record into (``record``) or read from ``cache`` inside the block."""
-    cache._recording = record
-    token = _column_cache.set(cache)
-    try:
-        yield cache
-    finally:
-        cache._recording = False
-        _column_cache.reset(token)
-
-
-# ----------------------------------------------------------------------------------------
 # The three maps
 
 
-def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0) -> _Plan:
+def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0) -> Plan:
     layout = _layout(g)
-    extra, fixed = _forward_needs(g, layout)
-    return _Plan(g, what, layout, extra, fixed + held, keep=keep,
-                 keep_needs=_weight_needs(g, layout) if keep else (0, 0))
+    extra, fixed = forward_needs(g, layout)
+    return Plan(g, what, layout, extra, fixed + held, keep=keep,
+                 keep_needs=weight_needs(g, layout) if keep else (0, 0))
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
@@ -342,7 +120,7 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
                                   g.in_channels // g.groups),
                         _by_sample(x, g.groups), _by_sample(y, g.groups))
         return y
-    cache = _column_cache.get()
+    cache = columns.active()
     record = cache is not None and cache._recording
     plan = _forward_plan(g, what, keep=record, held=held)
     y = np.empty(g.y_shape, dtype=g.dtype)
@@ -357,7 +135,7 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
     return y
 
 
-def _forward_channels_last(x, w, g: ConvGeometry, plan: _Plan, y) -> None:
+def _forward_channels_last(x, w, g: ConvGeometry, plan: Plan, y) -> None:
     """y (N, F, *out) = cols (n*P, G, R) @ w (G, R, F/G), channels last, chunk by chunk."""
     w_cl = channels_last.filters(w, g.groups).swapaxes(1, 2)   # (G, R, F/G)
     f, p = g.out_channels, plan.positions
@@ -371,7 +149,7 @@ def _forward_channels_last(x, w, g: ConvGeometry, plan: _Plan, y) -> None:
         y[chunk].reshape(n, f, p)[...] = product.reshape(n, p, f).swapaxes(1, 2)
 
 
-def _forward_columns(x, w, g: ConvGeometry, plan: _Plan, y) -> None:
+def _forward_columns(x, w, g: ConvGeometry, plan: Plan, y) -> None:
     """y = w @ cols, in the "rows" or "samples" layout, chunk by chunk."""
     w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, R)
     for chunk in plan.chunks:
@@ -388,22 +166,22 @@ def _forward_columns(x, w, g: ConvGeometry, plan: _Plan, y) -> None:
             y[chunk] = product.reshape(g.out_channels, n, *g.out_size).swapaxes(0, 1)
 
 
-def _weight_plan(g: ConvGeometry) -> _Plan:
+def _weight_plan(g: ConvGeometry) -> Plan:
     layout = _layout(g)
-    extra, fixed = _weight_needs(g, layout)
-    return _Plan(g, "the weight gradient", layout, extra, fixed)
+    extra, fixed = weight_needs(g, layout)
+    return Plan(g, "the weight gradient", layout, extra, fixed)
 
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dw = dy @ cols^T: x correlated with dy. (N, F, *out), (N, C, *in) -> (F, C/G, *K)."""
     if _is_pointwise(g):                      # sum_n dy[n] (G, F/G, P) @ x[n]^T (G, P, C/G)
-        check_fits(2 * _weight_size(g) * g.dtype.itemsize, "the weight gradient")
+        check_fits(2 * weight_size(g) * g.dtype.itemsize, "the weight gradient")
         dy_s, x_s = _by_sample(dy, g.groups), _by_sample(x, g.groups)
         dw = np.zeros(g.w_shape[:2], dtype=g.dtype).reshape(g.groups, -1, x_s.shape[2])
         for i in range(g.batch):
             dw += np.matmul(dy_s[i], x_s[i].swapaxes(-1, -2))
         return dw.reshape(g.w_shape)
-    cache = _column_cache.get()
+    cache = columns.active()
     plan = cache._take(g, x) if cache is not None else None
     kept = plan is not None
     if not kept:
@@ -443,7 +221,7 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     return np.ascontiguousarray(dw).reshape(g.w_shape)
 
 
-def _grad_weight_channels_last(dy, x, g: ConvGeometry, plan: _Plan, kept: bool,
+def _grad_weight_channels_last(dy, x, g: ConvGeometry, plan: Plan, kept: bool,
                                cache) -> np.ndarray:
     """dw (G, F/G, R) = dy (G, F/G, n*P) @ cols (G, n*P, R), channels last."""
     f, p = g.out_channels, plan.positions
@@ -497,18 +275,18 @@ def _swap_pays(g: ConvGeometry) -> bool:
         return False
     swapped = _swapped_geometry(g)
     layout = _layout(swapped)
-    extra, _ = _forward_needs(swapped, layout)
+    extra, _ = forward_needs(swapped, layout)
     per_sample = g.out_channels * math.prod(g.kernel_size) * math.prod(g.in_size) + extra
-    return (per_sample + 2 * _weight_size(g)) * g.dtype.itemsize <= available()
+    return (per_sample + 2 * weight_size(g)) * g.dtype.itemsize <= available()
 
 
-def _input_plan(g: ConvGeometry) -> _Plan | None:
+def _input_plan(g: ConvGeometry) -> Plan | None:
     """None when dx is the swapped correlation, else the col2im plan."""
     if _is_pointwise(g) or _swap_pays(g):
         return None
     layout = _layout(g)
-    extra, fixed = _col2im_needs(g, layout)
-    return _Plan(g, "the input gradient", layout, extra, fixed)
+    extra, fixed = col2im_needs(g, layout)
+    return Plan(g, "the input gradient", layout, extra, fixed)
 
 
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
@@ -524,10 +302,10 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
         # the swapped correlation multiplies dy's padding zeros by w: fine unless w holds
         # an inf or a nan (0 * inf = nan), where col2im, which adds only real terms, is used
         return forward(dy, _rotated_swapped(w, g.groups), _swapped_geometry(g),
-                       "the input gradient", held=2 * _weight_size(g))
+                       "the input gradient", held=2 * weight_size(g))
     if plan is None:
         layout = _layout(g)
-        plan = _Plan(g, "the input gradient", layout, *_col2im_needs(g, layout))
+        plan = Plan(g, "the input gradient", layout, *col2im_needs(g, layout))
     dx = np.zeros(g.x_shape, dtype=g.dtype)
     if plan.layout == "channels":
         _col2im_channels_last(dy, w, g, plan, dx)
@@ -547,7 +325,7 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     return dx
 
 
-def _col2im_channels_last(dy, w, g: ConvGeometry, plan: _Plan, dx) -> None:
+def _col2im_channels_last(dy, w, g: ConvGeometry, plan: Plan, dx) -> None:
     """dcols (G, n*P, R) = dy (G, n*P, F/G) @ w (G, F/G, R), added back into dx."""
     w_cl = channels_last.filters(w, g.groups)                       # (G, F/G, R)
     f, p = g.out_channels, plan.positions
@@ -570,10 +348,10 @@ def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     :func:`forward`.
     """
     if _is_pointwise(g):
-        check_fits(2 * _weight_size(g) * g.dtype.itemsize, "the weight gradient")
+        check_fits(2 * weight_size(g) * g.dtype.itemsize, "the weight gradient")
         return
     _weight_plan(g)
     if transposed:
         _forward_plan(g, "the forward pass")
     elif _input_plan(g) is None:
-        _forward_plan(_swapped_geometry(g), "the input gradient", held=2 * _weight_size(g))
+        _forward_plan(_swapped_geometry(g), "the input gradient", held=2 * weight_size(g))

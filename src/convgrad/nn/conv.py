@@ -13,7 +13,7 @@ Arguments are validated in the constructor by a dry run of the functional's own 
 (:mod:`convgrad.geometry`) on an empty batch, so the messages are the functional's.
 
 In training mode a (non-transposed) convolution layer keeps the columns its forward pass
-lowered x into (:class:`convgrad.engine.fast.ColumnCache`), when they fit the memory
+lowered x into (:class:`convgrad.engine.columns.ColumnCache`), when they fit the memory
 budget, so that the weight gradient of its backward pass need not lower x again; the
 layer frees them after the backward pass (or at its next forward pass). The functional
 API stays stateless.
@@ -25,7 +25,7 @@ import contextlib
 import numpy as np
 
 from .. import functional
-from ..engine import fast
+from ..engine import columns
 from ..geometry import (check_groups, check_padding_mode, conv_geometry,
                         conv_transpose_geometry, normalize_padding, ntuple, positive_int)
 from ..memory import check_allocation
@@ -142,7 +142,7 @@ class _ConvBase(Module):
         x = self._saved(self._x)
         cache = getattr(self, "_columns", None)
         try:
-            with (fast.keep_columns(cache) if cache is not None
+            with (columns.keep_columns(cache) if cache is not None
                   else contextlib.nullcontext()):
                 dx, dw, db = self._backward_function(dy, x, self.weight.data, self._bias(),
                                                      **self._keywords())
@@ -159,9 +159,9 @@ class _ConvBase(Module):
         if self.transposed or not self.training:
             cache = None
         else:                                  # keep the columns for the backward pass
-            cache = self.__dict__.setdefault("_columns", fast.ColumnCache())
+            cache = self.__dict__.setdefault("_columns", columns.ColumnCache())
             cache.release()
-        with (fast.keep_columns(cache, record=True) if cache is not None
+        with (columns.keep_columns(cache, record=True) if cache is not None
               else contextlib.nullcontext()):
             y = self._forward_function(x, self.weight.data, self._bias(), **self._keywords())
         self._x = x
