@@ -10,8 +10,10 @@ one of two layouts:
 "rows" makes cols.reshape(G, C/G * prod(K), n * P) the right operand of one matrix
 product for the whole chunk (best when each sample has few output positions P);
 "samples" gives each sample its own (G, C/G * prod(K), P) matrix, whose product with the
-filters lands directly in y, no transposed copy (best when P is large). Padding is never materialized: each offset copies the in-bounds part of
-its window and zero-fills the rest (negative padding simply crops). col2im adds columns
+filters lands directly in y, no transposed copy (best with few rows); a third layout,
+channels last, is :mod:`.channels_last`. Padding is never materialized: each offset
+copies the in-bounds part of its window and zero-fills the rest (negative padding simply
+crops). col2im adds columns
 back into an input-shaped array: the adjoint, used by the input gradient.
 
 Both run on one thread: the fast engine hands them chunks small enough to stay in the
