@@ -8,13 +8,13 @@ one of two layouts:
     "samples"  cols[m, c, k, i] = xp[m, c, s*i + d*k]    cols (n, C, *K, *out)
 
 "rows" makes cols.reshape(G, C/G * prod(K), n * P) the right operand of one matrix
-product for the whole chunk (best when each sample has few output positions P);
+product for the whole chunk (best with many rows C/G * prod(K));
 "samples" gives each sample its own (G, C/G * prod(K), P) matrix, whose product with the
 filters lands directly in y, no transposed copy (best with few rows); a third layout,
 channels last, is :mod:`.channels_last`. Padding is never materialized: each offset
 copies the in-bounds part of its window and zero-fills the rest (negative padding simply
-crops). col2im adds columns
-back into an input-shaped array: the adjoint, used by the input gradient.
+crops). col2im adds columns back into an input-shaped array: the adjoint, used by the
+input gradient.
 
 Both run on one thread: the fast engine hands them chunks small enough to stay in the
 CPU's cache, where a second thread was measured to gain nothing (BENCHMARKS.md).
