@@ -438,7 +438,7 @@ def figure(labels, spreads, ratios: bool, dtypes, title: str):
     matplotlib = require("matplotlib", "bench", "convgrad bench --plot")
     matplotlib.use("Agg")
     plt = require("matplotlib.pyplot", "bench", "convgrad bench --plot")
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(labels) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(labels) + 2.5), 4))
     scale = 1.0 if ratios else 1e3
     values = [s.median * scale for s in spreads]
     errors = [[(s.median - s.min) * scale for s in spreads],
