@@ -144,14 +144,21 @@ def test_transposed_convolution_and_backward_equal_numpy(client):
 
 def test_dtypes_follow_the_numpy_api(client):
     rng = np.random.default_rng(7)
-    x = rng.integers(-3, 4, (3, 2, 6, 6))                # integers: computed in float64
+    x = rng.integers(-3, 4, (3, 2, 6, 6))                # int64 with float32: float64
+    image = rng.integers(0, 255, (3, 2, 6, 6)).astype(np.uint8)   # uint8 with float32: float32
     w32 = rng.standard_normal((2, 2, 3, 3)).astype(np.float32)
     x32 = x.astype(np.float32)
     dy = rng.standard_normal((3, 2, 4, 4)).astype(np.float32)
     lazy = [cdask.conv2d(chunked(x, 2, 3), w32), cdask.conv2d(chunked(x32, 1), w32),
-            *cdask.conv2d_backward(chunked(dy, 2), chunked(x32, 1), w32, w32[:, 0, 0, 0])]
+            cdask.conv2d(chunked(image, 2), w32),
+            *cdask.conv2d_backward(chunked(dy, 2), chunked(x32, 1), w32, w32[:, 0, 0, 0]),
+            *cdask.conv2d_backward(chunked(dy, 2), chunked(image, 1), w32)[:2]]
     expected = [convgrad.conv2d(x, w32), convgrad.conv2d(x32, w32),
-                *convgrad.conv2d_backward(dy, x32, w32, w32[:, 0, 0, 0])]
+                convgrad.conv2d(image, w32),
+                *convgrad.conv2d_backward(dy, x32, w32, w32[:, 0, 0, 0]),
+                *convgrad.conv2d_backward(dy, image, w32)[:2]]
+    assert [a.dtype for a in lazy] == [e.dtype for e in expected]     # the graph's metadata
+    assert expected[2].dtype == np.float32 and expected[0].dtype == np.float64
     for actual, wanted in zip(compute(client, *lazy), expected, strict=True):
         assert actual.dtype == wanted.dtype and actual.shape == wanted.shape
         np.testing.assert_allclose(actual, wanted, rtol=1e-5, atol=1e-5)

@@ -458,3 +458,15 @@ def test_accuracy_holds_across_seeds_and_optimizers(tmp_path, seed, optimizer):
     metrics = digits.train(tmp_path, seed=seed, optimizer=optimizer, progress=False,
                            echo=lambda s: None)
     assert metrics["test_accuracy"] >= 0.97
+
+
+def test_training_curves_tick_whole_epochs(tmp_path):
+    pytest.importorskip("matplotlib")
+    from convgrad.apps.digits_figures import training_curves
+    metrics = dict(epoch_train_loss=[0.6, 0.1, 0.05], epoch_test_loss=[0.2, 0.09, 0.08],
+                   epoch_train_accuracy=[0.85, 0.98, 0.99], epoch_test_accuracy=[0.95, 0.98, 0.99],
+                   optimizer="adam", lr=0.003, seed=0, test_accuracy=0.99)
+    figure = training_curves(tmp_path / "curves.png", metrics)
+    for axes in figure.axes:
+        ticks = [t for t in axes.get_xticks() if axes.get_xlim()[0] <= t <= axes.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

@@ -22,3 +22,10 @@ def test_conv2d_docstring_writes_the_cross_correlation():
     doc = functional.conv2d.__doc__
     assert "y[n, f, i, j] = b[f] + sum_{c, k, l} w[f, c, k, l]" in doc
     assert "xp[n, g(f)*C/G + c, sh*i + dh*k, sw*j + dw*l]" in doc
+
+
+def test_geometry_doctests_pass():
+    from convgrad.geometry import conv, scalars
+    for module in (scalars, conv):
+        result = doctest.testmod(module, raise_on_error=False, verbose=False)
+        assert result.failed == 0 and result.attempted >= 1, module.__name__

@@ -61,6 +61,30 @@ def test_integers_and_lists_are_computed_in_float64():
     assert cg.conv1d([[[1, 2, 3, 4]]], [[[1.0, -1.0]]]).tolist() == [[[-1.0, -1.0, -1.0]]]
 
 
+@pytest.mark.parametrize("int_dtype", [np.uint8, np.int16, np.int32, np.int64])
+@pytest.mark.parametrize("float_dtype", [np.float16, np.float32, np.float64])
+def test_integers_meeting_floats_follow_numpy_promotion(int_dtype, float_dtype):
+    """A uint8 image with float32 filters stays float32, as np.result_type says; the
+    values are those of the image converted first, and the gradients keep each input's
+    dtype."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 100, (2, 3, 6, 5)).astype(int_dtype)       # (N, C, H, W)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(float_dtype)
+    b = rng.standard_normal(4).astype(float_dtype)
+    expected = np.result_type(int_dtype, float_dtype)
+    y = cg.conv2d(image, w, b, stride=2, padding=1)
+    assert y.dtype == expected
+    converted = cg.conv2d(image.astype(expected), w, b, stride=2, padding=1)
+    np.testing.assert_array_equal(y, converted)
+    dy = rng.standard_normal(y.shape).astype(np.int64)                  # integer dy too
+    dx, dw, db = cg.conv2d_backward(dy, image, w, b, stride=2, padding=1)
+    assert (dx.dtype, dw.dtype, db.dtype) == (expected, float_dtype, float_dtype)
+    ref = cg.conv2d_backward(dy.astype(float), image.astype(float), w.astype(float),
+                             b.astype(float), stride=2, padding=1)
+    tol = {np.float16: 5e-2, np.float32: 1e-5, np.float64: 1e-12}[np.dtype(expected).type]
+    np.testing.assert_allclose(dx, ref[0], rtol=tol, atol=tol * np.abs(ref[0]).max())
+
+
 @pytest.mark.parametrize("algorithm", ["fast", "reference"])
 @pytest.mark.parametrize("case", FUNCS, ids=IDS)
 def test_inputs_never_modified_and_read_only_ok(case, algorithm):

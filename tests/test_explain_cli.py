@@ -144,8 +144,10 @@ def test_numeric(capsys):
     (["--kernel-size", "2"], "give both"),
     (["--case", "1d", "--input-size", "4", "--kernel-size", "2"], "not both"),
     (["--input-size", "2", "--kernel-size", "3"], "larger than the padded input"),
-    (["--input-size", "2,2,2", "--kernel-size", "1,1,1"], "1-D or"),
-    (["--input-size", "4,4", "--kernel-size", "2"], "as many axes"),
+    (["--input-size", "2,2,2", "--kernel-size", "1,1,1"],
+     "--input-size 2,2,2 has 3 sizes; give L (1-D) or H,W (2-D)"),
+    (["--input-size", "4,4", "--kernel-size", "2"],
+     "--kernel-size 2 has 1 size but --input-size 4,4 has 2"),
     (["--input-size", "4", "--kernel-size", "2", "--stride", "0"],
      "stride must be a positive int"),
     (["--input-size", "40,40", "--kernel-size", "2,2"], "--max-entries 1600"),
@@ -156,6 +158,10 @@ def test_numeric(capsys):
     (["--html", "x.html", "--png", "f.png"], "--png does not apply with --html"),
     (["--html", "x.html", "--input-size", "13", "--kernel-size", "2"],
      "the explorer draws inputs of up to 12"),
+    (["--html", "x.html", "--input-size", "4,4,4", "--kernel-size", "3,3,3"],
+     "--input-size 4,4,4 has 3 sizes"),
+    (["--input-size", "4", "--kernel-size", "3,3"],
+     "--kernel-size 3,3 has 2 sizes but --input-size 4 has 1"),
 ])
 def test_bad_arguments_return_2(argv, message, capsys):
     assert main(["explain", *argv]) == 2

@@ -407,3 +407,70 @@ def test_no_console_errors_and_self_contained(page, tmp_path):
                    "XMLHttpRequest"):
         assert marker not in text, marker
     assert text.count("<script") == 2                 # the data and the inlined code
+
+
+# The "as a convolution" views: read back from the page's cells, each view is correlated
+# here (docs/math.md#the-input-gradient-dx and #the-weight-gradient-dw: stride and dilation
+# as the math says, not as the page says) and must give every output cell's terms as the
+# engine's Jacobian has them; hovering a cell must outline exactly its window.
+VIEWS = """
+const result = window.convgrad.set(arguments[0]);
+if (!result.ok) return {error: result.error};
+const views = {};
+for (const section of document.querySelectorAll('.view[data-view-id]')) {
+  const id = section.dataset.viewId;
+  const read = part => Array.from(section.querySelectorAll(`[data-view="${id}-${part}"]`))
+    .map(c => [c.dataset.vindex, c.dataset.vsrc || null]);
+  const out = Array.from(section.querySelectorAll('[data-alias]'));
+  views[id] = {A: read('A'), K: read('K'), out: out[0].dataset.alias,
+               windows: out.map(c => {
+                 window.convgrad.select(c.dataset.alias, c.dataset.index);
+                 return [c.dataset.index, Array.from(section.querySelectorAll(
+                   `[data-view="${id}-A"][data-window="true"]`)).map(a => a.dataset.vindex)];
+               })};
+}
+return views;
+"""
+
+
+def _view_maps(g) -> dict:
+    """Per view: (the output array, stride, dilation) of the correlation the math writes."""
+    nd, s, d = g["nd"], tuple(g["stride"]), tuple(g["dilation"])
+    ones = (1,) * nd
+    if g["transposed"]:                 # y = forward dx map; dx = forward; dw: stride = d
+        return {"y": ("y", ones, d), "dx": ("dx", s, d), "dw": ("dw", d, ones)}
+    return {"dx": ("dx", ones, d), "dw": ("dw", d, ones)}
+
+
+@pytest.mark.parametrize("n", range(len(GEOMETRIES)))
+def test_convolution_views_correlate_to_the_engines_terms(page, n):
+    g = GEOMETRIES[n]
+    views = page.execute_script(VIEWS, g)
+    assert "error" not in views, views.get("error")
+    engine, _ = _engine_structure(g)
+    maps = _view_maps(g)
+    assert set(views) == set(maps)
+    for view_id, (out, stride, dilation) in maps.items():
+        view = views[view_id]
+        assert view["out"] == out
+
+        def cells(part):
+            return {tuple(int(i) for i in vindex.split(",")): src for vindex, src in view[part]}
+        a, k = cells("A"), cells("K")
+        a_shape = tuple(max(p[ax] for p in a) + 1 for ax in range(g["nd"]))
+        k_shape = tuple(max(p[ax] for p in k) + 1 for ax in range(g["nd"]))
+        for index, window in view["windows"]:
+            o = tuple(int(i) for i in index.split(","))
+            taps = {m: tuple(s * i + dd * j for i, j, s, dd in zip(o, m, stride, dilation))
+                    for m in np.ndindex(*k_shape)}
+            assert all(all(0 <= t < n_ for t, n_ in zip(p, a_shape)) for p in taps.values()), \
+                (view_id, o, "window outside the view's array")
+            assert {tuple(int(i) for i in w.split(",")) for w in window} == set(taps.values())
+            terms = {frozenset((k[m], a[p])) for m, p in taps.items()
+                     if k[m] is not None and a[p] is not None}
+
+            def name(factor):
+                return f"{factor[0]}:{','.join(str(i) for i in factor[1])}"
+            expected = {frozenset(name(f) for f in term)
+                        for term in engine.get(_key(out, o), set())}
+            assert terms == expected, (view_id, o)

@@ -33,6 +33,7 @@ import importlib
 import sys
 import types
 
+from . import functional as _functional
 from .functional import (conv1d, conv1d_backward, conv1d_double_backward, conv2d,
                          conv2d_backward, conv2d_double_backward, conv3d, conv3d_backward,
                          conv3d_double_backward, conv_transpose1d, conv_transpose1d_backward,
@@ -44,16 +45,7 @@ from .memory import get_memory_budget, memory_budget, set_memory_budget
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "conv1d", "conv2d", "conv3d",
-    "conv1d_backward", "conv2d_backward", "conv3d_backward",
-    "conv1d_double_backward", "conv2d_double_backward", "conv3d_double_backward",
-    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
-    "conv_transpose1d_double_backward", "conv_transpose2d_double_backward",
-    "conv_transpose3d_double_backward",
-    "get_memory_budget", "set_memory_budget", "memory_budget",
-]
+__all__ = [*_functional.__all__, "get_memory_budget", "set_memory_budget", "memory_budget"]
 
 _LAZY_SUBMODULES = ("nn", "cs231n", "gradcheck", "pooling")
 

@@ -31,7 +31,8 @@ _CONV = """{nd}-D convolution, a cross-correlation (as in PyTorch): y = x * w + 
             'reflect' (mirrored, the edge not repeated; padding < size), 'replicate' (the
             edge repeated) or 'circular' (wrapped around; padding <= size).
 
-    Returns y in NumPy's promotion of the inputs' dtypes (float32 in, float32 out).
+    Returns y in NumPy's promotion of the inputs' dtypes (float32 in, float32 out; a uint8
+    x with float32 w gives float32, integers alone float64).
     Raises ValueError or TypeError, naming the bad value, for an impossible geometry.
 
     Examples:

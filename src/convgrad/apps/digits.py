@@ -21,6 +21,7 @@ import math
 import os
 import secrets
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -76,26 +77,36 @@ def _check_finite(loss: float, where: str, lr: float, bar) -> None:
 
 
 def check_out_dir(out_dir) -> str:
-    """The output folder, checked before any work: it may exist (as a folder we can write
-    to) or not (then its nearest existing parent must be a folder we can write to).
-    Raises ValueError saying what is wrong."""
+    """The output folder, checked before any work: it may exist (as a folder) or not (then
+    its nearest existing parent must be a folder). Whether it can be written is probed, not
+    guessed from permissions (root passes every os.access check, and /proc refuses new
+    folders): the missing folders are created, a file is written into the folder, and
+    what the probe made is removed again. Raises ValueError saying what is wrong."""
     path = os.path.abspath(os.fspath(out_dir))
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise ValueError(f"the output folder {os.fspath(out_dir)!r} is an existing file, "
-                             f"not a folder: give a folder (created if missing)")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ValueError(f"the output folder {os.fspath(out_dir)!r} is not writable")
-        return path
-    parent = os.path.dirname(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"the output folder {os.fspath(out_dir)!r} is an existing file, "
+                         f"not a folder: give a folder (created if missing)")
+    missing, parent = [], path
     while not os.path.exists(parent):
+        missing.append(parent)
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise ValueError(f"cannot create the output folder {os.fspath(out_dir)!r}: "
                          f"{parent!r} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot create the output folder {os.fspath(out_dir)!r}: "
-                         f"{parent!r} is not writable")
+    created = []
+    try:
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            created.append(folder)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        what = "create" if missing else "write into"
+        raise ValueError(f"cannot {what} the output folder {os.fspath(out_dir)!r}: "
+                         f"{error.strerror or error}") from None
+    finally:
+        for folder in reversed(created):
+            os.rmdir(folder)
     return path
 
 

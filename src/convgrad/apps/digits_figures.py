@@ -22,8 +22,12 @@ def _figure(width: float, height: float):
     return figure
 
 
-def training_curves(path, metrics: dict) -> None:
-    """Loss and accuracy per epoch, on the training batches and on the test split."""
+def training_curves(path, metrics: dict):
+    """Loss and accuracy per epoch, on the training batches and on the test split.
+
+    Writes the figure to ``path`` and returns it; its epoch axes tick whole epochs only.
+    """
+    ticker = require("matplotlib.ticker", "demo", "convgrad demo")
     figure = _figure(9, 3.6)
     epochs = np.arange(1, len(metrics["epoch_train_loss"]) + 1)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
@@ -38,12 +42,14 @@ def training_curves(path, metrics: dict) -> None:
                       ylim=(max(0.0, min(metrics["epoch_test_accuracy"]
                                          + metrics["epoch_train_accuracy"]) - 0.02), 1.005))
     for axes in (loss_axes, accuracy_axes):
+        axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle(f"digits CNN, {metrics['optimizer']} lr {metrics['lr']:g}, seed "
                     f"{metrics['seed']}: test accuracy {metrics['test_accuracy']:.2%}")
     figure.tight_layout()
     figure.savefig(path)
+    return figure
 
 
 def first_layer_filters(path, weight: np.ndarray) -> None:

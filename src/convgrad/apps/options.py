@@ -54,28 +54,22 @@ def int_between(minimum: int, maximum: int, why: str = ""):
     return parse
 
 
-def positive_number(text: str) -> float:
-    """A positive finite number such as 0.003."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number such as 0.003, got "
-                                         f"{text!r}")
-    return value
+def _positive_float(example: str):
+    """An argparse type: a positive finite number; the message shows ``example``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive number such as {example}, "
+                                             f"got {text!r}")
+        return value
+    return parse
 
 
-def tolerance(text: str) -> float:
-    """A positive finite number such as 1e-6."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e-6, got "
-                                         f"{text!r}")
-    return value
+positive_number = _positive_float("0.003")      # a learning rate
+tolerance = _positive_float("1e-6")             # a relative tolerance
 
 
 def output_file(path: str, suffixes: tuple[str, ...] = ()) -> str:

@@ -30,16 +30,20 @@ def as_dask(a, name: str):
     return a
 
 
-def float_dtype(a: da.Array) -> np.dtype:
-    """The dtype the NumPy API reads ``a`` as: integers become float64, the rest is kept
-    (and refused, with a message, by the geometry check if it is not a float)."""
-    return np.dtype(np.float64) if a.dtype.kind in "iu" else a.dtype
+def float_dtype(a: da.Array, *others) -> np.dtype:
+    """The dtype the NumPy API reads ``a`` as: floats kept, integers promoted with the float
+    arrays they meet (``others``: the validated w and b; None skipped) as NumPy promotes
+    them, float64 on their own (other dtypes are refused by the geometry check)."""
+    if a.dtype.kind not in "iu":
+        return a.dtype
+    floats = [o.dtype for o in others if o is not None]
+    return np.result_type(a.dtype, *floats) if floats else np.dtype(np.float64)
 
 
 def _shape_only(a: da.Array) -> np.ndarray:
-    """A read-only stand-in with ``a``'s shape and float dtype that holds no memory: the
+    """A read-only stand-in with ``a``'s shape and dtype that holds no memory: the
     NumPy API validates it exactly as it would validate the real array."""
-    return np.broadcast_to(np.zeros((), float_dtype(a)), a.shape)
+    return np.broadcast_to(np.zeros((), a.dtype), a.shape)
 
 
 def geometry(nd: int, op: str, x: da.Array, w, b, keywords: dict, transpose: bool):

@@ -38,7 +38,7 @@ def forward(nd: int, op: str, x, w, b, keywords: dict, *, transpose: bool = Fals
     w, b, g = geometry(nd, op, x, w, b, keywords, transpose)
     x = whole(x, range(1, nd + 2))
     shape = g.x_shape if transpose else g.y_shape          # the output's (N, F, *out)
-    dtype = np.result_type(float_dtype(x), w, *([] if b is None else [b]))
+    dtype = np.result_type(float_dtype(x, w, b), w, *([] if b is None else [b]))
     block = functools.partial(_forward_block, function=conv_function(nd, transpose, False),
                               keywords=keywords)
     return da.map_blocks(block, x, w=broadcast(w), b=broadcast(b),
@@ -85,7 +85,8 @@ def backward(nd: int, op: str, dy, x, w, b, keywords: dict, *, transpose: bool =
     dx_axes, dw_axes = _letters("dx", nd + 1), _letters("dw", nd + 2)
     dx = da.blockwise(_dx, ("n", *dx_axes), pairs, ("n",),
                       new_axes=dict(zip(dx_axes, x.shape[1:])),
-                      meta=meta(nd + 2, float_dtype(x)), token=f"{op}-dx".replace(".", "-"))
+                      meta=meta(nd + 2, float_dtype(x, w, b)),
+                      token=f"{op}-dx".replace(".", "-"))
     partial_dw = da.blockwise(_dw, ("n", *dw_axes), pairs, ("n",),
                               new_axes=dict(zip(dw_axes, w.shape)), adjust_chunks={"n": 1},
                               meta=meta(nd + 3, g.dtype),

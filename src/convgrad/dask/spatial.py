@@ -126,7 +126,7 @@ def forward(nd: int, op: str, x, w, b, keywords: dict):
              for axis, k, s, d, pad, out in zip(range(2, nd + 2), g.kernel_size, g.stride,
                                                 g.dilation, g.padding, g.out_size)]
     x = x.rechunk({axis: plan.chunks for axis, plan in enumerate(plans, start=2)})
-    dtype = np.result_type(float_dtype(x), w, *([] if b is None else [b]))
+    dtype = np.result_type(float_dtype(x, w, b), w, *([] if b is None else [b]))
     block = functools.partial(
         _halo_block, function=conv_function(nd, False, False), plans=tuple(plans),
         keywords={key: value for key, value in keywords.items() if key != "padding"})

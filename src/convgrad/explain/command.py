@@ -64,6 +64,24 @@ def _estimate(geometry, transposed: bool, max_entries: int, max_terms: int) -> s
     return None
 
 
+def _option_sizes(input_size, kernel_size):
+    """What is wrong with the number of sizes given, in the options' words (or None);
+    the rest (values, types) is the geometry's to say."""
+    def words(name, sizes):
+        return f"--{name} {','.join(str(v) for v in sizes)}"
+    try:
+        n_in, n_k = len(input_size), len(kernel_size)
+    except TypeError:
+        return None
+    if n_in not in (1, 2):
+        return (f"{words('input-size', input_size)} has {n_in} sizes; give L (1-D) or H,W "
+                f"(2-D), the spatial size of one sample and one channel")
+    if n_k != n_in:
+        return (f"{words('kernel-size', kernel_size)} has {n_k} size{'s' * (n_k != 1)} but "
+                f"{words('input-size', input_size)} has {n_in}: give one per axis")
+    return None
+
+
 def run(case=None, input_size=None, kernel_size=None, stride=None, padding=None,
         dilation=None, latex: bool = False, latex_document: bool = False, png=None,
         numeric: bool = False, html=None, transposed: bool = False, output_padding=None,
@@ -105,6 +123,9 @@ def run(case=None, input_size=None, kernel_size=None, stride=None, padding=None,
     elif input_size is None or kernel_size is None:
         return _fail("give both the input and the kernel sizes (--input-size and "
                      "--kernel-size, e.g. --input-size 4,4 --kernel-size 2,2), or a --case")
+    wrong = _option_sizes(input_size, kernel_size)
+    if wrong:
+        return _fail(wrong)
     keywords = {"stride": 1 if given["stride"] is None else given["stride"],
                 "padding": 0 if given["padding"] is None else given["padding"],
                 "dilation": 1 if given["dilation"] is None else given["dilation"]}

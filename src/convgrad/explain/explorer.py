@@ -13,9 +13,9 @@ dilated dy (docs/math.md). Its controls change every part of the geometry. In nu
 the page computes y, dx, dw, db itself and shows them next to convgrad's, which this
 module computes and embeds for the geometry the page is written with.
 
-The page's JavaScript and CSS are package data (``explorer.js``, ``explorer.css``,
-``explorer.html`` beside this module), inlined into the one file written: no network, it
-works opened from disk. For tests, it exposes ``window.convgrad`` (``set(g)``,
+The page's JavaScript and CSS are package data (the folder ``page/`` beside this module:
+``explorer.html``, ``explorer.css`` and the script in parts, one idea each, listed in
+:data:`PARTS`), inlined into the one file written: no network, it works opened from disk. For tests, it exposes ``window.convgrad`` (``set(g)``,
 ``terms(array, index)``, ``values()``, ``geometry()``, ``error()``).
 """
 from __future__ import annotations
@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional
+from ..geometry.arrays import AXES
 from .case import OP, case_geometry, output_padding_of
 
 __all__ = ["html", "LIMITS", "check_limits", "page_geometry"]
 
 # What the page draws legibly on a laptop screen (per axis); the page enforces the same.
 LIMITS = {"input": 12, "extent": 13, "padded": 24, "output": 24}
-_AXES = {1: ("L",), 2: ("H", "W")}
 
 
 def _pairs(padding) -> list:
@@ -55,24 +55,24 @@ def check_limits(geometry, transposed: bool) -> None:
     """Refuse a case the page cannot draw legibly, with the page's own message."""
     g = geometry
     x_size = g.out_size if transposed else g.in_size
-    for axis, n in zip(_AXES[g.nd], x_size):
+    for axis, n in zip(AXES[g.nd], x_size):
         if n > LIMITS["input"]:
             raise ValueError(f"{OP}: x has {n} entries along {axis}; the explorer "
                              f"draws inputs of up to {LIMITS['input']} per axis, to stay "
                              f"readable: choose a smaller input")
-    for axis, k, d, kd in zip(_AXES[g.nd], g.kernel_size, g.dilation, g.kernel_extent):
+    for axis, k, d, kd in zip(AXES[g.nd], g.kernel_size, g.dilation, g.kernel_extent):
         if kd > LIMITS["extent"]:
             raise ValueError(f"{OP}: the kernel along {axis} spans {kd} entries "
                              f"(size {k}, dilation {d}); the explorer draws kernels spanning "
                              f"up to {LIMITS['extent']}: choose a smaller kernel or dilation")
     if transposed:
-        for axis, n in zip(_AXES[g.nd], g.in_size):
+        for axis, n in zip(AXES[g.nd], g.in_size):
             if n > LIMITS["output"]:
                 raise ValueError(f"{OP}: y would have {n} entries along {axis}; the "
                                  f"explorer draws outputs of up to {LIMITS['output']} per "
                                  f"axis: choose a smaller input or stride")
     else:
-        for axis, n, (lo, hi) in zip(_AXES[g.nd], g.in_size, g.padding):
+        for axis, n, (lo, hi) in zip(AXES[g.nd], g.in_size, g.padding):
             if n + lo + hi > LIMITS["padded"]:
                 raise ValueError(f"{OP}: the padded input along {axis} has "
                                  f"{n + lo + hi} entries ({n} + {lo} + {hi}); the explorer "
@@ -111,8 +111,15 @@ def _numbers(geometry, transposed: bool, seed) -> dict:
             "db": float(db[0])}
 
 
+# The page's script, in the order the parts are joined (into one function, one scope):
+# validation, index maps and terms, names and numbers, drawing, the "as a convolution"
+# views, selection, controls, and last the test contract, which draws the starting case.
+PARTS = ("geometry.js", "terms.js", "numbers.js", "draw.js", "views.js", "select.js",
+         "controls.js", "contract.js")
+
+
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("page", name).read_text(encoding="utf-8")
 
 
 def _script_safe(text: str) -> str:
@@ -153,9 +160,9 @@ def html(path=None, input_size=(5, 5), kernel_size=(3, 3), stride=2, padding=1, 
             geometry["output_padding"] = [0] * g.nd        # 'same' sets output_padding
     data = {"initial": geometry, "numbers": _numbers(g, transposed, seed),
             "mode": "numbers" if numbers else "symbols", "limits": LIMITS, "op": OP}
-    script = _asset("explorer.js")
+    script = "\n".join(_asset(part) for part in PARTS)
     if "</script" in script.lower():
-        raise RuntimeError("explorer.js must not contain '</script'")
+        raise RuntimeError("the explorer's script must not contain '</script'")
     page = (_asset("explorer.html")
             .replace("/*CONVGRAD_CSS*/", _asset("explorer.css"))
             .replace("/*CONVGRAD_DATA*/", _script_safe(json.dumps(data)))

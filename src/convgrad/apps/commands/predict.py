@@ -27,7 +27,7 @@ def register(commands) -> None:
                          metavar="MODEL.npz", help="a model.npz written by demo or train")
     predict.add_argument("--image", type=options.input_file, metavar="FILE",
                          help="a picture of one digit (PNG, JPEG, ...)")
-    predict.add_argument("--show", type=options.output_file, metavar="FILE.png",
+    predict.add_argument("--show", type=options.png_file, metavar="FILE.png",
                          help="with --image: write the 8x8 image the network saw as a PNG")
     predict.add_argument("--count", type=options.positive, default=None,
                          help="test digits to classify, without --image (default: 10)")
