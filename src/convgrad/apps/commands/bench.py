@@ -142,6 +142,19 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
+def _formatter():
+    """The CLI's help formatter (defaults shown, paragraphs filled), keeping the lines of
+    the epilog's indented lists as they are."""
+    from ..cli import HelpFormatter
+
+    class Formatter(HelpFormatter):
+        def _fill_text(self, text, width, indent):
+            if "\n  " in text:                               # an indented list: as written
+                return "".join(indent + line for line in text.splitlines(keepends=True))
+            return super()._fill_text(text, width, indent)
+    return Formatter
+
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "bench", help="time forward + backward, or a training step, against PyTorch CPU",
@@ -150,7 +163,7 @@ def register(commands) -> None:
         "of two small CNNs, interleaved with PyTorch CPU in this process; print time, "
         "GFLOP/s, fraction of NumPy's GEMM peak, the ratio to PyTorch and, with --memory, "
         "peak memory; the CPU model and BLAS kernel come with the figures.",
-        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_epilog(), formatter_class=_formatter())
     parser.add_argument("--train", action="store_true",
                         help="time whole training steps (models below) instead")
     parser.add_argument("--workloads", default=None,
@@ -172,7 +185,8 @@ def register(commands) -> None:
                                                           for v in t.split(",")),
                         default=None, help="with --train: batch sizes (default 64,256)")
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
-                        help="default: both for convolutions, float32 for --train")
+                        help="the arrays' dtype, or both in turn (default: both for "
+                        "convolutions, float32 for --train)")
     parser.add_argument("--engine", choices=ENGINES + ("all",), default=None,
                         help="the algorithm (default auto: what conv2d uses); winograd runs "
                         "only on 3x3 stride-1 workloads, reference only on small ones")
