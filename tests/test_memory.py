@@ -122,8 +122,9 @@ def test_traced_scratch_stays_within_budget(name, x_shape, w_shape, kw, transpos
 
 
 def test_the_product_before_its_copy_into_y_is_counted():
-    """Issue 12's case: F >> C*K, where the product (F x n*P) dwarfs the columns."""
-    x, w = np.zeros((16, 1, 64, 64)), np.zeros((512, 1, 2, 1))
+    """Issue 12's case: F >> C*K, where the product (F x n*P, 4 MiB a sample) dwarfs the
+    columns (16 KiB a sample): counting the columns alone would take all 4 samples at once."""
+    x, w = np.zeros((4, 1, 32, 32)), np.zeros((512, 1, 2, 1))
     tracemalloc.start()
     try:
         with cg.memory_budget("1M"):
