@@ -139,8 +139,12 @@ def test_memory_budget_chunks_without_changing_results():
     y = cg.conv2d(x, w, stride=2, padding=1)
     dy = rng.standard_normal(y.shape)
     grads = cg.conv2d_backward(dy, x, w, stride=2, padding=1)
-    one_sample = 3 * 9 * 5 * 4 * 8          # C*K rows x P positions x 8 bytes
-    with cg.memory_budget(one_sample):      # forces one sample per chunk
+    # one sample of the input gradient (col2im at stride 2), the largest: C*K rows x P
+    # positions of columns, dy's transposed copy (F x P), and NumPy's buffers for the
+    # strided additions (3 x the (N, C, P) operand, smaller than np.getbufsize());
+    # the forward (columns and product, 620 elements a sample) runs two samples a chunk
+    one_sample = (3 * 9 * 20 + 4 * 20 + 3 * 5 * 3 * 20) * 8
+    with cg.memory_budget(one_sample):      # forces small chunks
         assert cg.get_memory_budget() == one_sample
         np.testing.assert_allclose(cg.conv2d(x, w, stride=2, padding=1), y, rtol=1e-13)
         dx, dw, db = cg.conv2d_backward(dy, x, w, stride=2, padding=1)
@@ -153,7 +157,8 @@ def test_memory_budget_chunks_without_changing_results():
 def test_memory_error_names_the_size_before_allocating():
     x, w = np.zeros((2, 64, 32, 32)), np.zeros((8, 64, 3, 3))
     with cg.memory_budget("1K"):
-        with pytest.raises(MemoryError, match=r"needs 4\.5 MiB .* budget of 1\.0 KiB"):
+        # one sample: 576 rows x 1024 columns (4.5 MiB) and the product 8 x 1024 (64 KiB)
+        with pytest.raises(MemoryError, match=r"needs 4\.6 MiB .* budget of 1\.0 KiB"):
             cg.conv2d(x, w, padding=1)
 
 
@@ -185,22 +190,26 @@ def test_huge_padding_with_a_small_output_needs_no_padded_copy_in_the_fast_engin
         cg.conv2d(x, w, padding=10**5, stride=10**5, algorithm="reference")
 
 
-def test_backward_fits_wherever_the_forward_fits():
-    """dx at stride 1 prefers the swapped correlation (F*K rows); under a budget that
-    only the forward's C*K rows fit, col2im (also C*K rows) is used instead."""
+def test_input_gradient_falls_back_to_col2im_within_the_budget():
+    """dx at stride 1 with F <= C prefers the swapped correlation (F*K rows over the input's
+    positions); under a budget it does not fit, col2im (C*K rows over the output's) is
+    used instead."""
+    from convgrad.engine import fast
+    from convgrad.geometry import conv_geometry
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
-    dy = rng.standard_normal((5, 4, 9, 9))
-    expected = cg.conv2d_backward(dy, x, w, padding=1)
-    with cg.memory_budget(8 * 27 * 81 + 1):             # one sample of forward columns
-        cg.conv2d(x, w, padding=1)
-        got = cg.conv2d_backward(dy, x, w, padding=1)
-    np.testing.assert_allclose(got[0], expected[0], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-12)
-    with cg.memory_budget(8 * 27 * 81 - 1), pytest.raises(MemoryError, match="the input gradient"):
-        from convgrad.engine import fast
-        from convgrad.geometry import conv_geometry
-        _, _, _, g = conv_geometry(x, w, nd=2, padding=1)
+    x, w = rng.standard_normal((1, 4, 12, 12)), rng.standard_normal((4, 4, 3, 3))
+    dy = rng.standard_normal((1, 4, 10, 10))
+    _, _, _, g = conv_geometry(x, w, nd=2)
+    expected = cg.conv2d_backward(dy, x, w)[0]
+    # swapped: 36 rows x 144 input positions, and the rotated filters with their finiteness
+    # mask (2 x 144): 5472 elements. col2im: 36 rows x 100 output positions and NumPy's
+    # buffers for the additions (3 x 4 x 100): 4800 elements.
+    col2im_sample = 8 * (36 * 100 + 3 * 4 * 100)
+    with cg.memory_budget(col2im_sample):
+        np.testing.assert_allclose(fast.grad_input(dy, w, g), expected, rtol=1e-12,
+                                   atol=1e-12)
+    with cg.memory_budget(col2im_sample - 1), pytest.raises(MemoryError,
+                                                            match="the input gradient"):
         fast.grad_input(dy, w, g)
 
 

@@ -25,7 +25,8 @@ _CONV = """{nd}-D convolution, a cross-correlation (as in PyTorch): y = x * w + 
             (output = ceil(in / stride) at any stride, the odd pixel after).
         groups: splits C and F into this many independent convolutions (groups = C is
             depthwise).
-        algorithm: 'auto' (= 'fast', BLAS-backed) or 'reference' (plain loops).
+        algorithm: 'auto' (the fastest measured for the geometry), 'fast' (im2col + BLAS),
+            'winograd' (F(2x2, 3x3): 2-D 3x3 stride 1 only) or 'reference' (plain loops).
         padding_mode: what the padding holds, PyTorch's modes: 'zeros' (default),
             'reflect' (mirrored, the edge not repeated; padding < size), 'replicate' (the
             edge repeated) or 'circular' (wrapped around; padding <= size).
@@ -98,7 +99,7 @@ _TRANSPOSE = """{nd}-D transposed convolution, with PyTorch's semantics and weig
             convention; output_padding must then be 0). Zeros only: there is no
             padding_mode, as in PyTorch.
         groups: as in conv{nd}d; w is (C_in, C_out/groups, *kernel).
-        algorithm: 'auto' (= 'fast') or 'reference'.
+        algorithm: 'auto', 'fast', 'winograd' (3x3 stride 1, 2-D) or 'reference'.
 
     Examples:
 {examples}"""

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import padding as padding_modes
 from ._functional_docs import document
-from .engine import fast, reference
+from .engine import auto, fast, reference, winograd
 from .geometry import (ConvGeometry, check_algorithm, check_grad_output, check_second_order,
                        conv_geometry, conv_transpose_geometry)
 from .memory import check_allocation
@@ -48,10 +48,12 @@ __all__ = [
     "conv_transpose3d_double_backward",
 ]
 
-_ENGINES = {"auto": fast, "fast": fast, "reference": reference}
+_ENGINES = {"auto": auto, "fast": fast, "winograd": winograd, "reference": reference}
 # pad by mode and its adjoint: the reference engine's entry-by-entry definition, or slices
 _PADDERS = {reference: (reference.pad_by_mode, reference.fold_by_mode),
-            fast: (padding_modes.pad, padding_modes.fold)}
+            fast: (padding_modes.pad, padding_modes.fold),
+            auto: (padding_modes.pad, padding_modes.fold),
+            winograd: (padding_modes.pad, padding_modes.fold)}
 
 
 class _Maps:
@@ -82,6 +84,12 @@ class _Maps:
 
     def grad_weight(self, dy, x):
         return self.engine.grad_weight(dy, self.padded(x), self.inner)
+
+    def check_backward(self, transposed: bool = False) -> None:
+        """MemoryError now, naming the size, when dw's or dx's scratch cannot fit the
+        budget: before dx is computed (the reference engine plans no scratch)."""
+        if self.engine is not reference:
+            self.engine.check_backward(self.inner, transposed)
 
 
 def _as(a, g: ConvGeometry):
@@ -145,6 +153,7 @@ def _conv_backward(nd, op, dy, x, w, b, stride, padding, dilation, groups, algor
                                 padding_mode)
     dy, g = check_grad_output(dy, g, g.y_shape, op)
     maps = _Maps(algorithm, op, g)
+    maps.check_backward()
     dy_g = _as(dy, g)
     with _quiet():
         dx = maps.grad_input(dy_g, _as(w, g))
@@ -258,6 +267,7 @@ def _conv_transpose_backward(nd, op, dy, x, w, b, stride, padding, output_paddin
                                      groups, dilation)
     dy, g = check_grad_output(dy, g, g.x_shape, op)
     maps = _Maps(algorithm, op, g)
+    maps.check_backward(transposed=True)
     dy_g = _as(dy, g)
     with _quiet():
         dx = maps.forward(dy_g, _as(w, g))

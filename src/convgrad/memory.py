@@ -6,25 +6,39 @@ is many times the size of the input, so the batch is processed in chunks whose b
 fit the budget. When not even one sample fits, a MemoryError says how much is needed,
 before anything is allocated.
 
+Every temporary a call holds at once is counted when the chunk size is chosen: the
+column buffer, a matrix product's result before it is copied into place, a transposed
+copy of dy, the weight gradient's partial sums. Arrays the caller gets back (y, dx, dw)
+and the inputs are not scratch and are not counted.
+
 The default is 512 MiB, or the value of the environment variable
 ``CONVGRAD_MEMORY_BUDGET`` (bytes, or with a suffix: ``256M``, ``2G``) when it is set.
-Change it for the whole process with :func:`set_memory_budget`, or for a block of code::
+Change the process default with :func:`set_memory_budget`, or the budget of a block of
+code with::
 
     with convgrad.memory_budget("64M"):
         y = convgrad.conv2d(x, w)
+
+The block's budget is a context variable (:mod:`contextvars`): it holds for the thread
+(or asyncio task) that entered the block and nowhere else, so threads can each use their
+own budget at the same time. A thread that never entered a block sees the process default.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
+import numbers
 import os
 import sys
+import threading
+import weakref
 
 import numpy as np
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "get_memory_budget", "set_memory_budget",
-           "memory_budget", "format_bytes", "plan_chunks", "check_allocation",
-           "physical_memory"]
+           "memory_budget", "format_bytes", "plan_chunks", "check_fits", "check_allocation",
+           "physical_memory", "Kept", "kept_bytes", "release_kept", "available", "chunk_step"]
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
 _SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -33,7 +47,7 @@ _SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 def _parse(value, name: str) -> int:
     """Bytes from an int or a string such as '512M'; positive and finite, or a clear error."""
     allowed = "a number of bytes (int) or a string like '512M', '2G'"
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, str)):
         raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
     if isinstance(value, str):
         text = value.strip().upper().removesuffix("B").removesuffix("I")
@@ -67,25 +81,28 @@ def _from_environment() -> int:
 
 
 def get_memory_budget() -> int:
-    """The current budget in bytes for one call's scratch buffers."""
-    return _budget
+    """The budget in bytes for one call's scratch buffers, here: the innermost
+    :func:`memory_budget` block of this thread, else the process default."""
+    block = _block_budget.get()
+    return _default if block is None else block
 
 
 def set_memory_budget(nbytes) -> int:
-    """Set the budget (bytes, or a string like '256M'); returns the previous value."""
-    global _budget
-    previous, _budget = _budget, _parse(nbytes, "memory budget")
+    """Set the process default (bytes, or a string like '256M'); returns the previous
+    default. Inside a :func:`memory_budget` block the block's budget still wins."""
+    global _default
+    previous, _default = _default, _parse(nbytes, "memory budget")
     return previous
 
 
 @contextlib.contextmanager
 def memory_budget(nbytes):
-    """Use another budget inside a ``with`` block, then restore the previous one."""
-    previous = set_memory_budget(nbytes)
+    """Use another budget inside a ``with`` block, in this thread only; restored after."""
+    token = _block_budget.set(_parse(nbytes, "memory budget"))
     try:
         yield
     finally:
-        set_memory_budget(previous)
+        _block_budget.reset(token)
 
 
 def format_bytes(nbytes: float) -> str:
@@ -119,23 +136,103 @@ def check_allocation(shape, dtype, what: str) -> None:
                           f"memory; check the sizes, padding and stride")
 
 
-def plan_chunks(batch: int, bytes_per_sample: int, what: str, *,
+# ----------------------------------------------------------------------------------------
+# Scratch kept between calls
+#
+# A layer may keep its forward pass's columns for the weight gradient of its backward pass
+# (convgrad.nn). While kept they count against the budget of every call: a call plans
+# with what is left, and when even one sample does not fit in that, every kept buffer is
+# released (their layers recompute the columns) before a MemoryError is considered.
+
+class Kept:
+    """An array of scratch kept between calls, counted against the budget while it lives.
+
+    ``array`` is None once released (by :meth:`release`, :func:`release_kept`, or when
+    the owner drops it).
+    """
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self.nbytes = array.nbytes
+        with _kept_lock:
+            global _kept_bytes
+            _kept_bytes += self.nbytes
+            _kept.add(self)
+
+    def release(self) -> None:
+        with _kept_lock:
+            global _kept_bytes
+            if self.array is not None:
+                self.array = None
+                _kept_bytes -= self.nbytes
+                _kept.discard(self)
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001  (interpreter shutdown)
+            pass
+
+
+def kept_bytes() -> int:
+    """Bytes of scratch kept between calls right now (all threads)."""
+    return _kept_bytes
+
+
+def release_kept() -> None:
+    """Release every kept buffer; their owners recompute what they held."""
+    for kept in list(_kept):
+        kept.release()
+
+
+def available(budget: int | None = None) -> int:
+    """The budget less what is kept between calls: what one call may still allocate."""
+    budget = get_memory_budget() if budget is None else budget
+    return budget - _kept_bytes
+
+
+def check_fits(nbytes: int, what: str, *, budget: int | None = None) -> None:
+    """MemoryError naming the size when ``nbytes`` of scratch exceed the budget.
+
+    Kept buffers are released first when that makes room.
+    """
+    budget = get_memory_budget() if budget is None else budget
+    if nbytes > budget - _kept_bytes and _kept_bytes:
+        release_kept()
+    if nbytes > budget - _kept_bytes:
+        raise MemoryError(
+            f"{what} needs {format_bytes(nbytes)} of scratch memory for a single sample, "
+            f"more than the memory budget of {format_bytes(budget)}; raise it with "
+            f"convgrad.set_memory_budget() or CONVGRAD_MEMORY_BUDGET, or use smaller inputs")
+
+
+def plan_chunks(batch: int, bytes_per_sample: int, what: str, *, fixed_bytes: int = 0,
                 preferred_bytes: int = 8 * 2**20) -> int:
     """How many samples to process at once.
 
-    As many as fit in ``preferred_bytes`` (buffers that stay in the CPU's last-level cache
-    are faster to fill and to multiply), at least one, never more than the budget allows.
-    Raises MemoryError, naming the size needed, when one sample alone exceeds the budget.
+    ``bytes_per_sample`` counts every temporary that grows with the chunk, ``fixed_bytes``
+    those that do not (partial sums of dw, a rotated copy of w). As many samples as fit in
+    ``preferred_bytes`` (buffers that stay in the CPU's cache are faster to fill and to
+    multiply), at least one, never more than the budget (less kept buffers) allows.
+    Raises MemoryError, naming the size needed, when one sample alone exceeds the budget:
+    before anything is allocated.
     """
-    if bytes_per_sample > _budget:
-        raise MemoryError(
-            f"{what} needs {format_bytes(bytes_per_sample)} of scratch memory for a single "
-            f"sample, more than the memory budget of {format_bytes(_budget)}; raise it with "
-            f"convgrad.set_memory_budget() or CONVGRAD_MEMORY_BUDGET, or use smaller inputs")
+    check_fits(fixed_bytes + bytes_per_sample, what)
+    return chunk_step(batch, bytes_per_sample, fixed_bytes, preferred_bytes, available())
+
+
+def chunk_step(batch: int, bytes_per_sample: int, fixed_bytes: int, preferred_bytes: int,
+               room: int) -> int:
+    """:func:`plan_chunks`'s answer once one sample is known to fit in ``room`` bytes."""
     if batch <= 1 or bytes_per_sample == 0:
         return max(batch, 1)
-    fit = max(1, min(preferred_bytes, _budget) // bytes_per_sample)
+    fit = max(1, min(preferred_bytes, room - fixed_bytes) // bytes_per_sample)
     return int(min(batch, fit))
 
 
-_budget = _from_environment()
+_default = _from_environment()
+_kept_lock = threading.RLock()        # re-entrant: __del__ may run inside it
+_kept: "weakref.WeakSet[Kept]" = weakref.WeakSet()
+_kept_bytes = 0
+_block_budget: contextvars.ContextVar = contextvars.ContextVar("convgrad_memory_budget",
+                                                               default=None)

@@ -1,25 +1,23 @@
 """The benchmark behind `convgrad bench`: convgrad against PyTorch CPU, side by side.
 
 Each workload runs forward + backward (y, dx, dw, db) with random inputs and a random
-upstream gradient. convgrad and PyTorch (autograd, ``torch.set_num_threads`` equal to the
-BLAS threads NumPy uses) are timed interleaved, one repetition of each in turn, in the
-same process, so both see the same machine state; the ratio reported is the median of
-the per-repetition ratios. Two threading details keep the libraries from slowing each
-other down: PyTorch's OpenMP threads are told to sleep when idle (OMP_WAIT_POLICY=PASSIVE,
+upstream gradient; `convgrad bench --train` times whole training steps instead
+(:mod:`convgrad.apps.bench_train`). How the time is measured (threads, clock, interleaved
+pairs, median with min and max, the machine's load) is :mod:`convgrad.apps.timing`'s
+docstring. PyTorch's OpenMP threads are told to sleep when idle (OMP_WAIT_POLICY=PASSIVE,
 set before torch is imported unless the caller set it; it does not change PyTorch's own
-speed), and a pause of ``settle`` seconds before every timed step lets OpenBLAS's
-threads, which spin for a while after each call, park before the other library runs. Throughput is given in GFLOP/s and as a fraction of NumPy's
-own large square matrix product measured in the same run and dtype. Peak memory is
-measured in fresh subprocesses (growth of the peak resident memory during one forward +
-backward, after the inputs exist and after a tiny warm-up call has done each library's
-one-time setup), the same way for both libraries.
+speed), so that with several threads the libraries do not slow each other down.
+Throughput is given in GFLOP/s and as a fraction of NumPy's own large square matrix
+product measured in the same run, dtype and threads. Peak memory is measured in fresh
+subprocesses (growth of the peak resident memory during one forward + backward, after
+the inputs exist and after a tiny warm-up call has done each library's one-time setup),
+the same way for both libraries.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -29,9 +27,10 @@ import numpy as np
 
 from .. import functional
 from ..memory import format_bytes
+from . import timing
 
 __all__ = ["Workload", "WORKLOADS", "SMALL", "run", "format_table", "gemm_peak",
-           "environment"]
+           "environment", "header_lines", "to_json", "plot", "bar_chart", "figure"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,12 @@ class Workload:
         *_, g = conv_geometry(x, w, nd=len(self.x_shape) - 2, stride=self.stride,
                               padding=self.padding, groups=self.groups, op="convgrad bench")
         return g.out_size
+
+    def describe(self) -> str:
+        """'W2 small CNN: x (64, 16, 32, 32), w (32, 16, 3, 3), stride 1, padding 1'."""
+        text = (f"{self.name} {self.note}: x {self.x_shape}, w {self.w_shape}, "
+                f"stride {self.stride}, padding {self.padding}")
+        return text + (f", groups {self.groups}" if self.groups != 1 else "")
 
     def flops(self) -> float:
         """Multiply-adds x 2 of forward, dx and dw (each the same count)."""
@@ -106,22 +111,19 @@ def _torch_step(torch, workload, x, w, b, dy):
     y.backward(dy)
 
 
-def _timed(step, settle: float = 0.0) -> float:
-    if settle:
-        time.sleep(settle)
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
-def gemm_peak(dtype, size: int = 2048, repeats: int = 3) -> float:
-    """GFLOP/s of NumPy's square matrix product of this size: the machine's BLAS ceiling."""
+def gemm_peak(dtype, size: int = 2048, repeats: int = 3, clock=time.perf_counter) -> float:
+    """GFLOP/s of NumPy's square matrix product of this size: the machine's BLAS ceiling
+    (with the threads and on the clock of the caller)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2.0 * size ** 3 / best / 1e9
+    best = float("inf")
+    for _ in range(repeats):
+        start = clock()
+        a @ b
+        best = min(best, clock() - start)
+    return 2.0 * size ** 3 / max(best, 1e-9) / 1e9
 
 
 def _blas_threads() -> int:
@@ -131,27 +133,34 @@ def _blas_threads() -> int:
     return os.cpu_count() or 1
 
 
-def environment() -> dict:
-    """What the figures depend on: CPU, BLAS, threads, library versions."""
+def environment(threads: int | None = None) -> dict:
+    """What the figures depend on: CPU, BLAS and its kernel, threads, library versions."""
+    from .timing import blas_kernel
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "machine": platform.machine(), "cpu": _cpu_name(), "cores": os.cpu_count(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(not set)"),
-            "threads": _blas_threads()}
+            "threads": threads or _blas_threads(), "blas_kernel": blas_kernel()}
     try:
         config = np.show_config(mode="dicts")
         blas = config["Build Dependencies"]["blas"]
         info["blas"] = f"{blas.get('name')} {blas.get('version')}"
     except Exception:  # noqa: BLE001  (older NumPy: no dict mode)
         info["blas"] = "unknown"
-    try:
-        import torch
-        info["torch"] = torch.__version__
-    except ImportError:
-        info["torch"] = None
+    torch = sys.modules.get("torch")           # only when this run imported it
+    info["torch"] = getattr(torch, "__version__", None)
     return info
 
 
 def _cpu_name() -> str:
+    """The CPU model as lscpu names it (else /proc/cpuinfo, else platform)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                             env={**os.environ, "LC_ALL": "C"})
+        for line in out.stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -168,18 +177,18 @@ class Result:
     note: str
     dtype: str
     engine: str
-    seconds: float
-    gflops: float
+    seconds: timing.Spread
+    gflops: float                    # at the median time
     fraction_of_gemm: float
-    torch_seconds: float | None = None
-    ratio: float | None = None
+    torch_seconds: timing.Spread | None = None
+    ratio: timing.Spread | None = None
     memory_bytes: int | None = None
     torch_memory_bytes: int | None = None
     memory_ratio: float | None = None
     repeats: list = field(default_factory=list)
 
 
-def _load_torch(use_torch: bool):
+def _load_torch(use_torch: bool, threads: int | None = None):
     if not use_torch:
         return None
     if "torch" not in sys.modules:
@@ -188,58 +197,67 @@ def _load_torch(use_torch: bool):
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(_blas_threads())
+    torch.set_num_threads(threads or _blas_threads())
     return torch
 
 
-def run(workloads=None, dtypes=("float32", "float64"), engines=("fast",), repeats: int = 5,
+def _applies(workload: Workload, engine: str) -> bool:
+    """reference: small workloads only; winograd: 2-D 3x3 stride 1 only."""
+    if engine == "reference":
+        return int(np.prod(workload.x_shape)) <= 50_000
+    if engine == "winograd":
+        return (len(workload.w_shape) == 4 and tuple(workload.w_shape[2:]) == (3, 3)
+                and workload.stride in (1, (1, 1)))
+    return True
+
+
+def run(workloads=None, dtypes=("float32", "float64"), engines=("auto",), repeats: int = 5,
         use_torch: bool = True, memory: bool = False, progress: bool = True,
-        gemm_size: int = 2048, settle: float = 0.15) -> tuple[list[Result], dict]:
+        gemm_size: int = 2048, clock: str = "cpu", threads: int = 1
+        ) -> tuple[list[Result], dict]:
     """Time each workload x dtype x engine; returns (results, environment incl. GEMM peaks)."""
     workloads = [(_ALL[w] if isinstance(w, str) else w) for w in (workloads or WORKLOADS)]
-    torch = _load_torch(use_torch)
-    env = environment()
-    env["gemm_peak_gflops"] = {dt: gemm_peak(dt, gemm_size) for dt in dtypes}
-    env["torch_compared"] = torch is not None
-    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(not set)")
-    env["settle_seconds"] = settle
+    torch = _load_torch(use_torch, threads)
     jobs = [(w, dt, engine) for w in workloads for dt in dtypes for engine in engines
-            if engine == "fast" or np.prod(w.x_shape) <= 50_000]   # reference: small only
+            if _applies(w, engine)]
     bar = _progress(len(jobs), progress)
     results = []
-    for workload, dtype, engine in jobs:
-        bar.describe(f"{workload.name} {dtype} {engine}")
-        x, w, b, dy = _arrays(workload, dtype)
-        ours = lambda: _convgrad_step(workload, engine, x, w, b, dy)  # noqa: E731
-        ours()                                                          # warm up
-        pairs = []
-        if torch is not None:
-            tx, tw, tb, tdy = (torch.from_numpy(a) for a in (x, w, b, dy))
-            theirs = lambda: _torch_step(torch, workload, tx, tw, tb, tdy)  # noqa: E731
-            theirs()
-            for _ in range(repeats):
-                pairs.append((_timed(ours, settle), _timed(theirs, settle)))
-        else:
-            pairs = [(_timed(ours, settle), None) for _ in range(repeats)]
-        seconds = statistics.median(p[0] for p in pairs)
-        gflops = workload.flops() / seconds / 1e9
-        result = Result(workload.name, workload.note, dtype, engine, seconds, gflops,
-                        gflops / env["gemm_peak_gflops"][dtype], repeats=pairs)
-        if torch is not None:
-            result.torch_seconds = statistics.median(p[1] for p in pairs)
-            result.ratio = statistics.median(p[0] / p[1] for p in pairs)
-        if memory:
-            result.memory_bytes = memory_probe("convgrad", workload, dtype, engine)
+    with timing.Session(clock, threads) as session:
+        peaks = {dt: gemm_peak(dt, gemm_size, clock=session.clock) for dt in dtypes}
+        for workload, dtype, engine in jobs:
+            bar.describe(f"{workload.name} {dtype} {engine}")
+            x, w, b, dy = _arrays(workload, dtype)
+            ours = lambda: _convgrad_step(workload, engine, x, w, b, dy)  # noqa: E731
+            theirs = None
             if torch is not None:
-                result.torch_memory_bytes = memory_probe("torch", workload, dtype)
-                result.memory_ratio = result.memory_bytes / max(result.torch_memory_bytes, 1)
-        results.append(result)
-        bar.update()
+                tx, tw, tb, tdy = (torch.from_numpy(a) for a in (x, w, b, dy))
+                theirs = lambda: _torch_step(torch, workload, tx, tw, tb, tdy)  # noqa: E731
+            pairs = session.pairs(ours, theirs, repeats)
+            seconds = timing.spread(p[0] for p in pairs)
+            gflops = workload.flops() / seconds.median / 1e9
+            result = Result(workload.name, workload.note, dtype, engine, seconds, gflops,
+                            gflops / peaks[dtype], repeats=pairs)
+            if torch is not None:
+                result.torch_seconds = timing.spread(p[1] for p in pairs)
+                result.ratio = timing.spread(p[0] / p[1] for p in pairs)
+            if memory:
+                result.memory_bytes = memory_probe("convgrad", workload, dtype, engine)
+                if torch is not None:
+                    result.torch_memory_bytes = memory_probe("torch", workload, dtype)
+                    result.memory_ratio = result.memory_bytes / max(result.torch_memory_bytes, 1)
+            results.append(result)
+            bar.update()
     bar.close()
+    env = environment(threads)
+    env.update(session.report())
+    env["gemm_peak_gflops"] = peaks
+    env["torch_compared"] = torch is not None
+    env["torch_requested"] = use_torch
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "(not set)")
     return results, env
 
 
-def memory_probe(library: str, workload, dtype: str, engine: str = "fast") -> int:
+def memory_probe(library: str, workload, dtype: str, engine: str = "auto") -> int:
     """Peak extra memory (bytes) of one forward + backward, in a fresh subprocess."""
     workload = _ALL[workload] if isinstance(workload, str) else workload
     spec = json.dumps(asdict(workload))
@@ -331,12 +349,32 @@ def summary(results) -> list[str]:
     lines = []
     for dtype in sorted({r.dtype for r in results}):
         for engine in sorted({r.engine for r in results}):
-            ratios = [r.ratio for r in results if r.dtype == dtype and r.engine == engine
-                      and r.workload in ("W2", "W3", "W4", "W5", "W6") and r.ratio]
+            ratios = [r.ratio.median for r in results if r.dtype == dtype
+                      and r.engine == engine and r.ratio
+                      and r.workload in ("W2", "W3", "W4", "W5", "W6")]
             if len(ratios) == 5:
                 worst = max(ratios)
                 lines.append(f"{dtype} {engine}: geometric mean of convgrad/PyTorch over "
                              f"W2-W6 = {_geomean(ratios):.2f}x (worst {worst:.2f}x)")
+    return lines
+
+
+def header_lines(env) -> list[str]:
+    """What the figures were measured on and how: CPU, BLAS kernel, threads, clock, load."""
+    if env.get("torch_compared"):
+        torch = f"PyTorch {env['torch']}"
+    elif env.get("torch_requested"):
+        torch = "PyTorch is not installed: no comparison (pip install torch)"
+    else:
+        torch = "PyTorch not compared (--no-torch)"
+    lines = [f"CPU: {env['cpu']} ({env['cores']} cores); NumPy {env['numpy']}, BLAS "
+             f"{env['blas_kernel']}; {torch}"]
+    setting = f"{env['threads']} thread(s) for both libraries; clock: {env['clock_description']}"
+    if env.get("load_average_max") is not None:
+        setting += f"; 1-minute load average at most {env['load_average_max']:.1f}"
+    lines.append(setting)
+    if env.get("load_warning"):
+        lines.append(env["load_warning"])
     return lines
 
 
@@ -350,26 +388,23 @@ def format_table(results, env) -> str:
         header += ["peak mem", "PyTorch mem", "mem ratio"]
     rows = [header]
     for r in results:
-        row = [f"{r.workload} {r.note}", r.dtype, r.engine, f"{r.seconds * 1e3:.1f} ms",
+        row = [f"{r.workload} {r.note}", r.dtype, r.engine, r.seconds.format_ms(),
                f"{r.gflops:.1f}", f"{r.fraction_of_gemm:.0%}"]
         if has_torch:
-            row += [f"{r.torch_seconds * 1e3:.1f} ms" if r.torch_seconds else "-",
-                    f"{r.ratio:.2f}x" if r.ratio else "-"]
+            row += [r.torch_seconds.format_ms() if r.torch_seconds else "-",
+                    r.ratio.format_ratio() if r.ratio else "-"]
         if has_memory:
             row += [format_bytes(r.memory_bytes) if r.memory_bytes is not None else "-",
                     format_bytes(r.torch_memory_bytes) if r.torch_memory_bytes is not None
                     else "-", f"{r.memory_ratio:.2f}x" if r.memory_ratio else "-"]
         rows.append(row)
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(str(c).ljust(wd) for c, wd in zip(row, widths)) + " |"
-             for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (wd + 2) for wd in widths) + "|")
+    lines = timing.markdown(rows)
     peaks = ", ".join(f"{dt} {gf:.0f} GFLOP/s" for dt, gf in env["gemm_peak_gflops"].items())
     lines.append("")
-    lines.append(f"NumPy square GEMM peak in this run: {peaks}.")
-    if not has_torch:
-        lines.append("PyTorch is not installed (or --no-torch): no ratios. "
-                     "pip install torch to compare.")
+    lines.append(f"Forward + backward (y, dx, dw, db); median (min-max) over "
+                 f"{len(results[0].repeats) if results else 0} interleaved repetitions. "
+                 f"NumPy square GEMM peak in this run: {peaks}.")
+    lines.extend(header_lines(env))
     lines.extend(summary(results))
     return "\n".join(lines)
 
@@ -379,24 +414,50 @@ def to_json(results, env) -> str:
 
 
 def plot(results, path: str) -> None:
-    """A bar chart of convgrad/PyTorch time ratios (or GFLOP/s without PyTorch)."""
+    """A bar chart of convgrad/PyTorch time ratios (or times without PyTorch), each bar
+    labelled with its median and spanning its min-max spread."""
+    bar_chart([f"{r.workload}\n{r.dtype}\n{r.engine}" for r in results],
+              [r.ratio for r in results] if all(r.ratio for r in results) else
+              [r.seconds for r in results],
+              all(r.ratio for r in results), [r.dtype for r in results],
+              "convgrad forward + backward", path)
+
+
+def bar_chart(labels, spreads, ratios: bool, dtypes, title: str, path: str) -> None:
+    """Bars at the medians, whiskers from min to max, each bar labelled with its value."""
+    from .._optional import require
+    plt = require("matplotlib.pyplot", "bench", "convgrad bench --plot")
+    fig = figure(labels, spreads, ratios, dtypes, title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def figure(labels, spreads, ratios: bool, dtypes, title: str):
+    """The matplotlib figure of :func:`bar_chart`."""
     from .._optional import require
     matplotlib = require("matplotlib", "bench", "convgrad bench --plot")
     matplotlib.use("Agg")
     plt = require("matplotlib.pyplot", "bench", "convgrad bench --plot")
-    fig, ax = plt.subplots(figsize=(8, 4))
-    labels = [f"{r.workload}\n{r.dtype}\n{r.engine}" for r in results]
-    use_ratio = all(r.ratio is not None for r in results)
-    values = [r.ratio if use_ratio else r.gflops for r in results]
-    colors = ["tab:blue" if r.dtype == "float32" else "tab:orange" for r in results]
-    ax.bar(range(len(values)), values, color=colors)
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(labels) + 2.5), 4))
+    scale = 1.0 if ratios else 1e3
+    values = [s.median * scale for s in spreads]
+    errors = [[(s.median - s.min) * scale for s in spreads],
+              [(s.max - s.median) * scale for s in spreads]]
+    colors = ["tab:blue" if dt == "float32" else "tab:orange" for dt in dtypes]
+    ax.bar(range(len(values)), values, color=colors, yerr=errors, capsize=4,
+           error_kw={"elinewidth": 1})
+    for i, (value, spread) in enumerate(zip(values, spreads)):   # above the whisker
+        ax.annotate(f"{value:.2f}x" if ratios else f"{value:.3g} ms",
+                    (i, spread.max * scale), xytext=(0, 4), textcoords="offset points",
+                    ha="center", fontsize=8)
     ax.set_xticks(range(len(values)), labels, fontsize=7)
-    if use_ratio:
+    if ratios:
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_ylabel("time ratio convgrad / PyTorch (lower is better)")
+        ax.set_ylabel("time convgrad / PyTorch (lower is better)")
     else:
-        ax.set_ylabel("GFLOP/s")
-    ax.set_title("convgrad forward + backward (blue float32, orange float64)")
+        ax.set_ylabel("time (ms)")
+    ax.margins(y=0.15)
+    ax.set_title(f"{title}: median, whiskers min-max\n(blue float32, orange float64)",
+                 fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig

@@ -5,6 +5,10 @@
     grad_weight(dy, x, g)  dw = d<dy, A(w) x>/dw               -> (F, C/G, *K)
 
 :mod:`.reference` runs them as loops that read like the equations (docs/math.md),
-:mod:`.fast` as im2col + GEMM on BLAS over the columns built by :mod:`.lowering`.
+:mod:`.fast` as im2col + GEMM on BLAS over the columns built by :mod:`.lowering` (or,
+for small maps, :mod:`.channels_last`), planned within the memory budget by :mod:`.plan`,
+optionally reusing a layer's forward columns (:mod:`.columns`); :mod:`.winograd` as
+Winograd F(2x2, 3x3) for 3x3 stride-1 2-D geometries; and :mod:`.auto` picks, per
+geometry, the one measured fastest.
 :mod:`convgrad.functional` chooses the engine and combines the maps.
 """

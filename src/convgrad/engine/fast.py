@@ -1,77 +1,58 @@
 """The fast engine: a convolution lowered to matrix products (im2col + GEMM) on BLAS.
 
 The forward pass copies, for each kernel offset, the input samples it touches into a
-column buffer (:mod:`convgrad.engine.lowering`), then multiplies by the filters in one batched
-matrix product, groups being its leading axis (never a Python loop):
+column buffer (:mod:`convgrad.engine.lowering`), then multiplies by the filters, groups
+being a leading axis of one batched product (never a Python loop). Three layouts, each
+measured fastest somewhere (:func:`_layout`, BENCHMARKS.md):
 
-    cols  (G, C/G * prod(K), n * P)   the im2col buffer of a chunk of n samples
-    y     (G, F/G, n * P)  = w (G, F/G, C/G * prod(K)) @ cols
+    "rows"      cols (G, C/G*K, n*P): one product for the chunk, y = w @ cols, then a
+                transposed copy into y (n, F, P); many rows (deep, narrow layers)
+    "samples"   cols (n, G, C/G*K, P): one product per sample, written straight into
+                y; few rows (C/G*K <= F/G: first layers)
+    "channels"  cols (G, n*P, C/G*K), channels last (:mod:`.channels_last`): short output
+                rows (small maps), where the other layouts copy rows a few elements long
+
+How much scratch each needs and how the batch is chunked is :mod:`.plan`.
 
 The backward pass is the same machinery with the roles swapped (docs/math.md):
 
-* dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads;
+* dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads (a
+  layer of :mod:`convgrad.nn` may keep them from its forward pass: :class:`.columns.ColumnCache`);
 * dx at stride 1 is a forward correlation of the padded dy with the rotated filters
-  (:func:`forward` called again with roles swapped); at stride > 1, where that would
-  multiply mostly the inserted zeros, dx = col2im(w^T @ dy), col2im being the adjoint of
-  im2col: one strided slice addition per kernel offset.
+  (:func:`forward` called again with roles swapped) when that is cheaper; otherwise
+  dx = col2im(w^T @ dy), col2im being the adjoint of im2col.
 
 A 1x1 kernel at stride 1 without padding needs no columns at all: x itself is the
-matrix. The batch is processed in chunks sized by :mod:`convgrad.memory`: small enough
-to stay in the CPU's cache, never beyond the memory budget.
+matrix. The batch is processed in chunks sized by :mod:`convgrad.memory`, counting every
+temporary a chunk needs: small enough to stay in the CPU's cache, never beyond the memory
+budget; when one sample cannot fit, a MemoryError names the size before any allocation.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..memory import get_memory_budget, plan_chunks
-from .lowering import col2im, im2col, offset_windows
+from ..memory import available, check_fits
+from . import channels_last, columns
+from .lowering import col2im, im2col
+from .plan import Plan, col2im_needs, forward_needs, weight_needs, weight_size
 
-__all__ = ["forward", "grad_input", "grad_weight"]
-
-
-class _Plan:
-    """Sizes and the batch chunks of one geometry; one scratch buffer for all chunks."""
-
-    def __init__(self, g: ConvGeometry, what: str):
-        self.g = g
-        self.groups = g.groups
-        self.f_per_group = g.out_channels // g.groups
-        self.rows = (g.in_channels // g.groups) * int(np.prod(g.kernel_size))  # C/G*K
-        self.positions = int(np.prod(g.out_size))                               # P
-        per_sample = self.groups * self.rows * self.positions * g.dtype.itemsize
-        step = plan_chunks(g.batch, per_sample, what, preferred_bytes=_preferred_bytes(
-            self.rows, self.positions, per_sample))
-        self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
-        self.step = step
-        self.windows = offset_windows(g)
-        self._buffer = None
-
-    def columns(self, n: int) -> np.ndarray:
-        """A (C, *K, n, *out) view of the plan's scratch buffer."""
-        g = self.g
-        if self._buffer is None:
-            self._buffer = np.empty(self.groups * self.rows * self.positions * self.step,
-                                    dtype=g.dtype)
-        size = self.groups * self.rows * self.positions * n
-        return self._buffer[:size].reshape(g.in_channels, *g.kernel_size, n, *g.out_size)
-
-    def matrix(self, cols: np.ndarray) -> np.ndarray:
-        """(C, *K, n, *out) -> (G, C/G*K, n*P), a view."""
-        return cols.reshape(self.groups, self.rows, cols.size // (self.groups * self.rows))
+__all__ = ["forward", "grad_input", "grad_weight", "check_backward"]
 
 
-def _preferred_bytes(rows: int, positions: int, per_sample: int) -> int:
-    """How many bytes of columns to process at once (measured, BENCHMARKS.md).
-
-    About 8 MiB: the buffer stays in the last-level cache while it is filled and read.
-    A product with many rows (C/G * K >= 256) and few positions per sample is compute
-    bound and wants at least 3072 columns, up to 32 MiB.
-    """
-    if rows >= 256:
-        samples = -(-3072 // max(positions, 1))
-        return max(8 * 2**20, min(samples * per_sample, 32 * 2**20))
-    return 8 * 2**20
+def _layout(g: ConvGeometry) -> str:
+    """"channels" (:mod:`.channels_last`) for short output rows with several channels;
+    "samples" when a product has no more rows than filters per group (C/G*K <= F/G):
+    then y's transposed copy costs about as much as the product itself, and writing
+    each sample's product straight into y was measured 0.6-0.7x the time (the first
+    layers of the CIFAR-sized and digits models); with many rows one large product
+    per chunk is faster (W4: "samples" 1.12x; W2, W3, W6 even)."""
+    if channels_last.applies(g):
+        return "channels"
+    rows = (g.in_channels // g.groups) * math.prod(g.kernel_size)
+    return "samples" if rows <= g.out_channels // g.groups else "rows"
 
 
 def _is_pointwise(g: ConvGeometry) -> bool:
@@ -100,49 +81,113 @@ def _stacked_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray
 
 def _by_sample(a: np.ndarray, groups: int) -> np.ndarray:
     """(N, F, *size) -> (N, G, F/G, prod(size)), a view of a C-contiguous array."""
-    return a.reshape(a.shape[0], groups, a.shape[1] // groups, int(np.prod(a.shape[2:])))
+    return a.reshape(a.shape[0], groups, a.shape[1] // groups, math.prod(a.shape[2:]))
 
 
-def _by_group(a: np.ndarray, groups: int) -> np.ndarray:
-    """(n, F, *out) -> (G, F/G, n * P): a view when n == 1, else a transposed copy."""
+def _by_group(a: np.ndarray, groups: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(n, F, *out) -> (G, F/G, n * P): a view when n == 1, else a transposed copy (into
+    ``out`` (F, n, *out) when given)."""
     n, f = a.shape[:2]
-    return a.swapaxes(0, 1).reshape(groups, f // groups, n * int(np.prod(a.shape[2:])))
+    if n == 1:
+        return a.reshape(groups, f // groups, math.prod(a.shape[2:]))
+    if out is None:
+        out = np.empty((f, n, *a.shape[2:]), dtype=a.dtype)
+    out[...] = a.swapaxes(0, 1)
+    return out.reshape(groups, f // groups, n * math.prod(a.shape[2:]))
+
+
+# ----------------------------------------------------------------------------------------
+# The three maps
+
+
+def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0) -> Plan:
+    layout = _layout(g)
+    extra, fixed = forward_needs(g, layout)
+    return Plan(g, what, layout, extra, fixed + held, keep=keep,
+                 keep_needs=weight_needs(g, layout) if keep else (0, 0))
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
-            what: str = "the forward pass") -> np.ndarray:
+            what: str = "the forward pass", held: int = 0) -> np.ndarray:
     """y = x correlated with w: (N, C, *in) x (F, C/G, *K) -> (N, F, *out), without bias.
 
-    ``what`` names the computation in a MemoryError (the input gradient calls this too).
+    ``what`` names the computation in a MemoryError (the input gradient calls this too,
+    holding ``held`` elements of scratch of its own: the rotated filters).
     """
-    y = np.empty(g.y_shape, dtype=g.dtype)
     if _is_pointwise(g):                      # (G, F/G, C/G) @ (N, G, C/G, P)
+        y = np.empty(g.y_shape, dtype=g.dtype)
         _stacked_matmul(w.reshape(g.groups, g.out_channels // g.groups,
                                   g.in_channels // g.groups),
                         _by_sample(x, g.groups), _by_sample(y, g.groups))
         return y
-    plan = _Plan(g, what)
-    w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, C/G*K)
+    cache = columns.active()
+    record = cache is not None and cache._recording
+    plan = _forward_plan(g, what, keep=record, held=held)
+    y = np.empty(g.y_shape, dtype=g.dtype)
+    if plan.layout == "channels":
+        _forward_channels_last(x, w, g, plan, y)
+    else:
+        _forward_columns(x, w, g, plan, y)
+    if record:
+        cache._recording = False              # only the layer's own forward call records
+        if plan.keep:
+            cache._store(plan, x)
+    return y
+
+
+def _forward_channels_last(x, w, g: ConvGeometry, plan: Plan, y) -> None:
+    """y (N, F, *out) = cols (n*P, G, R) @ w (G, R, F/G), channels last, chunk by chunk."""
+    w_cl = channels_last.filters(w, g.groups).swapaxes(1, 2)   # (G, R, F/G)
+    f, p = g.out_channels, plan.positions
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
-        cols = im2col(x[chunk], g, plan.columns(n), plan.windows)  # (C, *K, n, *out)
-        if n == 1:                                                  # straight into y
-            np.matmul(w_mat, plan.matrix(cols), out=_by_sample(y[chunk], g.groups)[0])
-        else:
-            product = np.matmul(w_mat, plan.matrix(cols))           # (G, F/G, n*P)
+        product, xp = plan.scratch(n, (n * p, f), (n, *channels_last.extent(g),
+                                                    g.in_channels))
+        cols = channels_last.lower(x[chunk], g, xp, plan.columns(chunk))
+        np.matmul(plan.matrix(cols), w_cl,                          # (G, n*P, F/G)
+                  out=product.reshape(n * p, g.groups, f // g.groups).swapaxes(0, 1))
+        y[chunk].reshape(n, f, p)[...] = product.reshape(n, p, f).swapaxes(1, 2)
+
+
+def _forward_columns(x, w, g: ConvGeometry, plan: Plan, y) -> None:
+    """y = w @ cols, in the "rows" or "samples" layout, chunk by chunk."""
+    w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, R)
+    for chunk in plan.chunks:
+        n = chunk.stop - chunk.start
+        cols = plan.matrix(im2col(x[chunk], g, plan.columns(chunk), plan.windows,
+                                  plan.layout))
+        if plan.layout == "samples":                                # (n, G, R, P)
+            _stacked_matmul(w_mat, cols, _by_sample(y[chunk], g.groups))
+        elif n == 1:                                                # straight into y
+            np.matmul(w_mat, cols, out=_by_sample(y[chunk], g.groups)[0])
+        else:                                                       # (G, F/G, n*P)
+            product = plan.scratch(n, (plan.groups, plan.f_per_group, n * plan.positions))
+            np.matmul(w_mat, cols, out=product)
             y[chunk] = product.reshape(g.out_channels, n, *g.out_size).swapaxes(0, 1)
-    return y
+
+
+def _weight_plan(g: ConvGeometry) -> Plan:
+    layout = _layout(g)
+    extra, fixed = weight_needs(g, layout)
+    return Plan(g, "the weight gradient", layout, extra, fixed)
 
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dw = dy @ cols^T: x correlated with dy. (N, F, *out), (N, C, *in) -> (F, C/G, *K)."""
     if _is_pointwise(g):                      # sum_n dy[n] (G, F/G, P) @ x[n]^T (G, P, C/G)
+        check_fits(2 * weight_size(g) * g.dtype.itemsize, "the weight gradient")
         dy_s, x_s = _by_sample(dy, g.groups), _by_sample(x, g.groups)
         dw = np.zeros(g.w_shape[:2], dtype=g.dtype).reshape(g.groups, -1, x_s.shape[2])
         for i in range(g.batch):
             dw += np.matmul(dy_s[i], x_s[i].swapaxes(-1, -2))
         return dw.reshape(g.w_shape)
-    plan = _Plan(g, "the weight gradient")
+    cache = columns.active()
+    plan = cache._take(g, x) if cache is not None else None
+    kept = plan is not None
+    if not kept:
+        plan = _weight_plan(g)
+    if plan.layout == "channels":
+        return _grad_weight_channels_last(dy, x, g, plan, kept, cache)
     # OpenBLAS was measured faster on float32 computing dw^T = cols @ dy^T (10-60%), and
     # on float64 computing dw = dy @ cols^T (BENCHMARKS.md): same sums, other orientation.
     transposed = g.dtype == np.float32
@@ -150,16 +195,49 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
         plan.groups, plan.f_per_group, plan.rows)
     dw = np.zeros(shape, dtype=g.dtype)
     for chunk in plan.chunks:
-        cols = plan.matrix(im2col(x[chunk], g, plan.columns(chunk.stop - chunk.start),
-                                  plan.windows))                    # (G, C/G*K, n*P)
-        dy_mat = _by_group(dy[chunk], g.groups)                     # (G, F/G, n*P)
+        n = chunk.stop - chunk.start
+        cols = plan.columns(chunk)
+        if not kept:
+            im2col(x[chunk], g, cols, plan.windows, plan.layout)
+        cols = plan.matrix(cols)
+        if plan.layout == "samples":                                # (n, G, R, P)
+            dy_s = _by_sample(dy[chunk], g.groups)                  # (n, G, F/G, P)
+            if transposed:                                          # (n, G, R, F/G)
+                dw += np.matmul(cols, dy_s.swapaxes(-1, -2)).sum(axis=0)
+            else:                                                   # (n, G, F/G, R)
+                dw += np.matmul(dy_s, cols.swapaxes(-1, -2)).sum(axis=0)
+            continue
+        dy_mat = _by_group(dy[chunk], g.groups,
+                           None if n == 1 else plan.scratch(n, (g.out_channels, n,
+                                                                *g.out_size)))
         if transposed:
-            dw += np.matmul(cols, dy_mat.swapaxes(1, 2))            # (G, C/G*K, F/G)
+            dw += np.matmul(cols, dy_mat.swapaxes(1, 2))            # (G, R, F/G)
         else:
-            dw += np.matmul(dy_mat, cols.swapaxes(1, 2))            # (G, F/G, C/G*K)
+            dw += np.matmul(dy_mat, cols.swapaxes(1, 2))            # (G, F/G, R)
+    if kept:
+        cache.release()
     if transposed:
         dw = dw.swapaxes(1, 2)
     return np.ascontiguousarray(dw).reshape(g.w_shape)
+
+
+def _grad_weight_channels_last(dy, x, g: ConvGeometry, plan: Plan, kept: bool,
+                               cache) -> np.ndarray:
+    """dw (G, F/G, R) = dy (G, F/G, n*P) @ cols (G, n*P, R), channels last."""
+    f, p = g.out_channels, plan.positions
+    dw = np.zeros((g.groups, f // g.groups, plan.rows), dtype=g.dtype)
+    for chunk in plan.chunks:
+        n = chunk.stop - chunk.start
+        dy_cl, xp = plan.scratch(n, (n, p, f), (n, *channels_last.extent(g), g.in_channels))
+        cols = plan.columns(chunk)
+        if not kept:
+            channels_last.lower(x[chunk], g, xp, cols)
+        dy_cl[...] = dy[chunk].reshape(n, f, p).swapaxes(1, 2)     # (n, P, F)
+        dy_g = dy_cl.reshape(n * p, g.groups, f // g.groups).transpose(1, 2, 0)
+        dw += np.matmul(dy_g, plan.matrix(cols))                    # (G, F/G, R)
+    if kept:
+        cache.release()
+    return channels_last.weight_gradient(dw, g)
 
 
 def _rotated_swapped(w: np.ndarray, groups: int) -> np.ndarray:
@@ -187,14 +265,28 @@ def _swap_pays(g: ConvGeometry) -> bool:
     """Whether dx is cheaper as a forward correlation of dy than as col2im(w^T @ dy).
 
     At stride 1 the swapped correlation copies F*K rows of dy columns where col2im adds
-    C*K rows (an addition costs about twice a copy); at stride > 1 it would also multiply
-    the s - 1 zeros inserted between dy's entries. Its columns must also fit the memory
-    budget for one sample; otherwise col2im, with C*K rows, may still fit.
+    C*K rows: measured faster when F <= C (W3 0.96x, W7 depthwise 0.35x of col2im's
+    time), slower when F = 2C (W2, the CIFAR-sized model's second layer: 1.2-1.4x); at
+    stride > 1 it would also multiply the s - 1 zeros inserted between dy's entries. One sample of its scratch (and the
+    rotated filters) must also fit what the budget leaves; otherwise col2im, with C*K
+    rows, may still fit.
     """
-    swapped_bytes = (g.out_channels * int(np.prod(g.kernel_size)) * int(np.prod(g.in_size))
-                     * g.dtype.itemsize)                        # F/G*K rows x G, P = in
-    return (all(s == 1 for s in g.stride) and g.out_channels <= 2 * g.in_channels
-            and swapped_bytes <= get_memory_budget())
+    if not (all(s == 1 for s in g.stride) and g.out_channels <= g.in_channels):
+        return False
+    swapped = _swapped_geometry(g)
+    layout = _layout(swapped)
+    extra, _ = forward_needs(swapped, layout)
+    per_sample = g.out_channels * math.prod(g.kernel_size) * math.prod(g.in_size) + extra
+    return (per_sample + 2 * weight_size(g)) * g.dtype.itemsize <= available()
+
+
+def _input_plan(g: ConvGeometry) -> Plan | None:
+    """None when dx is the swapped correlation, else the col2im plan."""
+    if _is_pointwise(g) or _swap_pays(g):
+        return None
+    layout = _layout(g)
+    extra, fixed = col2im_needs(g, layout)
+    return Plan(g, "the input gradient", layout, extra, fixed)
 
 
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
@@ -205,17 +297,61 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
                                   g.in_channels // g.groups).swapaxes(1, 2),
                         _by_sample(dy, g.groups), _by_sample(dx, g.groups))
         return dx
-    if _swap_pays(g) and np.isfinite(w).all():
+    plan = _input_plan(g)
+    if plan is None and np.isfinite(w).all():
         # the swapped correlation multiplies dy's padding zeros by w: fine unless w holds
         # an inf or a nan (0 * inf = nan), where col2im, which adds only real terms, is used
         return forward(dy, _rotated_swapped(w, g.groups), _swapped_geometry(g),
-                       "the input gradient")
-    plan = _Plan(g, "the input gradient")
+                       "the input gradient", held=2 * weight_size(g))
+    if plan is None:
+        layout = _layout(g)
+        plan = Plan(g, "the input gradient", layout, *col2im_needs(g, layout))
     dx = np.zeros(g.x_shape, dtype=g.dtype)
-    w_t = w.reshape(plan.groups, plan.f_per_group, plan.rows).swapaxes(1, 2)  # (G, C/G*K, F/G)
+    if plan.layout == "channels":
+        _col2im_channels_last(dy, w, g, plan, dx)
+        return dx
+    w_t = w.reshape(plan.groups, plan.f_per_group, plan.rows).swapaxes(1, 2)  # (G, R, F/G)
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
-        dcols = plan.columns(n)                                     # (C, *K, n, *out)
-        np.matmul(w_t, _by_group(dy[chunk], g.groups), out=plan.matrix(dcols))
-        col2im(dcols, g, dx[chunk], plan.windows)
+        dcols = plan.columns(chunk)
+        if plan.layout == "samples":                  # (G, R, F/G) @ (n, G, F/G, P)
+            _stacked_matmul(w_t, _by_sample(dy[chunk], g.groups), plan.matrix(dcols))
+        else:
+            dy_mat = _by_group(dy[chunk], g.groups,
+                               None if n == 1 else plan.scratch(n, (g.out_channels, n,
+                                                                    *g.out_size)))
+            np.matmul(w_t, dy_mat, out=plan.matrix(dcols))
+        col2im(dcols, g, dx[chunk], plan.windows, plan.layout)
     return dx
+
+
+def _col2im_channels_last(dy, w, g: ConvGeometry, plan: Plan, dx) -> None:
+    """dcols (G, n*P, R) = dy (G, n*P, F/G) @ w (G, F/G, R), added back into dx."""
+    w_cl = channels_last.filters(w, g.groups)                       # (G, F/G, R)
+    f, p = g.out_channels, plan.positions
+    for chunk in plan.chunks:
+        n = chunk.stop - chunk.start
+        dy_cl, dxp = plan.scratch(n, (n, p, f), (n, *channels_last.extent(g),
+                                                  g.in_channels))
+        dy_cl[...] = dy[chunk].reshape(n, f, p).swapaxes(1, 2)     # (n, P, F)
+        dcols = plan.columns(chunk)
+        np.matmul(dy_cl.reshape(n * p, g.groups, f // g.groups).swapaxes(0, 1), w_cl,
+                  out=plan.matrix(dcols))
+        channels_last.raise_(dcols, g, dxp, dx[chunk])
+
+
+def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
+    """Plan the backward pass's scratch without computing: a MemoryError (naming the
+    size) now, when dw or dx cannot fit, instead of after dx has been computed.
+
+    ``transposed``: the backward pass of a transposed convolution, whose dx is
+    :func:`forward`.
+    """
+    if _is_pointwise(g):
+        check_fits(2 * weight_size(g) * g.dtype.itemsize, "the weight gradient")
+        return
+    _weight_plan(g)
+    if transposed:
+        _forward_plan(g, "the forward pass")
+    elif _input_plan(g) is None:
+        _forward_plan(_swapped_geometry(g), "the input gradient", held=2 * weight_size(g))

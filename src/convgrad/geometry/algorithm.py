@@ -1,13 +1,15 @@
 """Which engine computes a convolution: the ``algorithm`` keyword, checked.
 
-'auto' lets convgrad choose, 'fast' is im2col + GEMM (:mod:`convgrad.engine.fast`),
-'reference' the loops that read like the equations (:mod:`convgrad.engine.reference`).
+'auto' lets convgrad choose per geometry (:mod:`convgrad.engine.auto`), 'fast' is
+im2col + GEMM (:mod:`convgrad.engine.fast`), 'winograd' Winograd F(2x2, 3x3) for 2-D 3x3
+stride-1 convolutions (:mod:`convgrad.engine.winograd`), 'reference' the loops that read
+like the equations (:mod:`convgrad.engine.reference`).
 """
 from __future__ import annotations
 
 __all__ = ["ALGORITHMS", "check_algorithm"]
 
-ALGORITHMS = ("auto", "fast", "reference")
+ALGORITHMS = ("auto", "fast", "winograd", "reference")
 
 
 def check_algorithm(algorithm, op: str = "conv") -> str:

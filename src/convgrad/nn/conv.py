@@ -11,12 +11,21 @@ nothing about convolution is computed here. Notation (docs/math.md#notation), 2-
 
 Arguments are validated in the constructor by a dry run of the functional's own checks
 (:mod:`convgrad.geometry`) on an empty batch, so the messages are the functional's.
+
+In training mode a (non-transposed) convolution layer keeps the columns its forward pass
+lowered x into (:class:`convgrad.engine.columns.ColumnCache`), when they fit the memory
+budget, so that the weight gradient of its backward pass need not lower x again; the
+layer frees them after the backward pass (or at its next forward pass). The functional
+API stays stateless.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
 from .. import functional
+from ..engine import columns
 from ..geometry import (check_groups, check_padding_mode, conv_geometry,
                         conv_transpose_geometry, normalize_padding, ntuple, positive_int)
 from ..memory import check_allocation
@@ -131,8 +140,15 @@ class _ConvBase(Module):
 
     def backward(self, dy):
         x = self._saved(self._x)
-        dx, dw, db = self._backward_function(dy, x, self.weight.data, self._bias(),
-                                             **self._keywords())
+        cache = getattr(self, "_columns", None)
+        try:
+            with (columns.keep_columns(cache) if cache is not None
+                  else contextlib.nullcontext()):
+                dx, dw, db = self._backward_function(dy, x, self.weight.data, self._bias(),
+                                                     **self._keywords())
+        finally:
+            if cache is not None:
+                cache.release()                # the columns serve one backward pass
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -140,7 +156,14 @@ class _ConvBase(Module):
 
     def forward(self, x):
         x = self._input(x)                     # the parameters' dtype, or a TypeError
-        y = self._forward_function(x, self.weight.data, self._bias(), **self._keywords())
+        if self.transposed or not self.training:
+            cache = None
+        else:                                  # keep the columns for the backward pass
+            cache = self.__dict__.setdefault("_columns", columns.ColumnCache())
+            cache.release()
+        with (columns.keep_columns(cache, record=True) if cache is not None
+              else contextlib.nullcontext()):
+            y = self._forward_function(x, self.weight.data, self._bias(), **self._keywords())
         self._x = x
         return y
 
