@@ -241,35 +241,30 @@ def test_digits_commands_never_traceback_nor_run_unbounded(argv, files, stubs):
     check_run(argv, files)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12: check still fails on shapes whose length "
-                   "does not match (see the strict list below, for grade); make this a plain "
-                   "test once they pass")
 @FUZZ
 @given(argv=argument_lists(OTHERS))
 def test_other_commands_never_traceback_nor_run_unbounded(argv, files, stubs):
     check_run(argv, files)
 
 
-def _finding(owner, argv, what, limit=LIMIT):
-    return pytest.param(argv, limit, marks=pytest.mark.xfail(
-        strict=True, reason=f"issue 12, for {owner}: {what}"), id=" ".join(argv))
+def _finding(argv, what, limit=LIMIT):
+    return pytest.param(argv, limit, id=" ".join(argv))
 
 
-@pytest.mark.parametrize("argv, limit", [
-    _finding("grade", ["check", "--x", "2,3,7,7,7,7", "--w", "4,3,3,3,3,3"],
+@pytest.mark.parametrize("argv, limit", [          # what each one did before issue 12's fix
+    _finding(["check", "--x", "2,3,7,7,7,7", "--w", "4,3,3,3,3,3"],
              "AttributeError (no conv4d)"),
-    _finding("grade", ["check", "--x", "5,5", "--w", "5,5"], "AttributeError (no conv0d)"),
-    _finding("grade", ["check", "--x", "1", "--w", "4,3,3,3,3,3", "--transposed"],
+    _finding(["check", "--x", "5,5", "--w", "5,5"], "AttributeError (no conv0d)"),
+    _finding(["check", "--x", "1", "--w", "4,3,3,3,3,3", "--transposed"],
              "AttributeError (no conv_transpose-1d)"),
-    _finding("grade", ["check", "--x", "2,3,7,7", "--w", "0", "--transposed"], "IndexError"),
-    _finding("grade", ["check", "--x", "4", "--w", "1,1,3", "--transposed", "--groups",
-                       "4294967296"], "NumPy's 'Unable to allocate 32.0 GiB'"),
-    _finding("grade", ["check", "--x", "1,1,4,4", "--w", "1,1,100000,100000", "--padding",
-                       "1"], "NumPy's 'Unable to allocate 74.5 GiB'"),
+    _finding(["check", "--x", "2,3,7,7", "--w", "0", "--transposed"], "IndexError"),
+    _finding(["check", "--x", "4", "--w", "1,1,3", "--transposed", "--groups",
+              "4294967296"], "NumPy's 'Unable to allocate 32.0 GiB'"),
+    _finding(["check", "--x", "1,1,4,4", "--w", "1,1,100000,100000", "--padding",
+              "1"], "NumPy's 'Unable to allocate 74.5 GiB'"),
 ])
 def test_known_findings_in_other_commands(argv, limit, files, stubs):
-    """Found by the fuzzing above (and issue 12); strict, so that a fix shows as XPASS and
-    the mark can go."""
+    """Found by the fuzzing above (and issue 12), fixed; kept as plain tests."""
     check_run(argv, files, limit)
 
 
@@ -373,10 +368,8 @@ def _undescribed(name) -> list:
 
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(
-        strict=False, reason={"check": "for grade: --output-padding and --no-bias have no "
-                                       "description",
-                              "bench": "for speed: --dtype and --repeats say only their "
+        strict=False, reason={"bench": "for speed: --dtype and --repeats say only their "
                                        "default"}[name]))
-    if name in ("check", "bench") else name for name in NAMES])
+    if name in ("bench",) else name for name in NAMES])
 def test_every_option_says_what_it_is(name):
     assert _undescribed(name) == []
