@@ -143,3 +143,31 @@ def test_a_noisy_calibration_never_makes_big_work_look_free(monkeypatch):
         assert gradient_check._seconds_per_call(algorithm)[1] > 0
     huge = Case("huge", (200, 64, 64, 64), (64, 64, 3, 3))
     assert plan([huge], ("reference",))[0].seconds > 300
+
+
+@pytest.mark.parametrize("option", ["--stride", "--dilation"])
+def test_a_zero_stride_or_dilation_is_refused_not_checked_as_1(option, capsys):
+    """0 is a value the user typed: refused by the geometry check, never replaced by the
+    default (a check of stride 1 printed as 'stride 0 ... ok' would be a false pass)."""
+    code = main(["check", "--x", "2,3,7,7", "--w", "4,3,3,3", option, "0",
+                 "--algorithm", "fast"])
+    captured = capsys.readouterr()
+    assert code == 2 and "ok" not in captured.out
+    assert f"{option[2:]} must be a positive int" in captured.err
+    assert "check: check:" not in captured.err and "conv2d:" in captured.err
+
+
+def test_an_empty_batch_is_refused_not_passed(capsys):
+    assert main(["check", "--x", "0,3,7,7", "--w", "4,3,3,3", "--algorithm", "fast"]) == 2
+    captured = capsys.readouterr()
+    assert "no samples (N = 0)" in captured.err and "ok" not in captured.out
+
+
+def test_one_check_is_said_in_the_singular_and_a_long_name_keeps_its_gap(capsys):
+    assert main(["check", "--x", "2,3,7,7", "--w", "4,3,3,3", "--stride", "2", "--padding",
+                 "same", "--no-bias", "--algorithm", "fast"]) == 0
+    captured = capsys.readouterr()
+    assert "1 gradient check (fast engine" in captured.out
+    assert "check: 1 gradient check," in captured.err
+    line = next(line for line in captured.out.splitlines() if "dx error" in line)
+    assert "no bias  dx error:" in line

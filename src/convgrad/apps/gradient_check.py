@@ -79,13 +79,17 @@ class Case:
         if len(self.x_shape) != len(self.w_shape):
             raise ValueError(f"--x {tuple(self.x_shape)} and --w {tuple(self.w_shape)} must "
                              f"have the same number of axes")
+        if self.x_shape[0] == 0:
+            raise ValueError(f"--x {tuple(self.x_shape)} has no samples (N = 0): there is "
+                             f"no gradient to check; give N >= 1")
         x = np.broadcast_to(np.float64(0), self.x_shape)      # no memory: shapes only
         w = np.broadcast_to(np.float64(0), self.w_shape)
         b = np.zeros(self.bias_size()) if self.bias else None
         keywords = {k: v for k, v in self.keywords.items() if k != "algorithm"}
+        op = f"conv{'_transpose' if self.transposed else ''}{self.nd}d"   # as messages name it
         if self.transposed:
-            return conv_transpose_geometry(x, w, b, nd=self.nd, op="check", **keywords)[3]
-        return conv_geometry(x, w, b, nd=self.nd, op="check", **keywords)[3]
+            return conv_transpose_geometry(x, w, b, nd=self.nd, op=op, **keywords)[3]
+        return conv_geometry(x, w, b, nd=self.nd, op=op, **keywords)[3]
 
     def entries(self) -> int:
         return (math.prod(self.x_shape) + math.prod(self.w_shape)
@@ -277,7 +281,8 @@ def run_case(case: Case, algorithm: str = "fast", seed: int = 0, tolerance: floa
 def format_line(name: str, errors: dict, passed: bool, width: int = 44) -> str:
     parts = "  ".join(f"{k} error: {errors[k]:.1e}" if k in errors else f"{k} error:   n/a  "
                       for k in ("dx", "dw", "db"))
-    return f"{name:<{width}} {parts}  {'ok' if passed else 'FAIL'}"
+    gap = " " if len(name) < width else "  "          # a long name keeps two spaces too
+    return f"{name:<{width}}{gap}{parts}  {'ok' if passed else 'FAIL'}"
 
 
 def run_check(cases=CASES, algorithms=("fast",), print_=print, tolerance: float = 1e-6,
@@ -328,6 +333,7 @@ def run_check(cases=CASES, algorithms=("fast",), print_=print, tolerance: float 
     how = " and ".join(sorted("central differences" if m == "elementwise" else
                               f"central differences along {DIRECTIONS} random directions "
                               f"per input" for m in modes))
-    print_(f"\n{len(planned)} gradient checks ({', '.join(algorithms)} engine"
+    print_(f"\n{len(planned)} gradient check{'s' if len(planned) > 1 else ''} "
+           f"({', '.join(algorithms)} engine"
            f"{'s' if len(algorithms) > 1 else ''}, float64, {how}): {verdict}")
     return failed == 0

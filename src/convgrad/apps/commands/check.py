@@ -56,11 +56,12 @@ def run(args) -> int:
         if args.output_padding is not None and not args.transposed:
             raise ValueError("--output-padding applies to a transposed convolution: add "
                              "--transposed")
-        keywords = dict(stride=args.stride or 1,
-                        padding=0 if args.padding is None else args.padding,
-                        dilation=args.dilation or 1, groups=args.groups or 1)
+        # None: not given (0 is a value, refused by the geometry check, never the default)
+        given = lambda value, default: default if value is None else value  # noqa: E731
+        keywords = dict(stride=given(args.stride, 1), padding=given(args.padding, 0),
+                        dilation=given(args.dilation, 1), groups=given(args.groups, 1))
         if args.transposed:
-            keywords["output_padding"] = args.output_padding or 0
+            keywords["output_padding"] = given(args.output_padding, 0)
         cases = [Case(_described(args), args.x, args.w, keywords,
                       transposed=args.transposed, bias=not args.no_bias)]
     else:
