@@ -311,3 +311,28 @@ def test_the_readme_transcript_is_what_the_grader_prints():
     printed = str(graded("no_zero_insertion")).splitlines()
     shown = [line for line in block.splitlines()[1:] if line.strip() != "..."]
     assert shown and all(line in printed for line in shown)
+
+
+def test_an_error_in_a_helper_module_beside_the_file_points_at_its_line(tmp_path):
+    """The user's own code spans files: the line shown is the deepest one of theirs (the
+    helper beside the graded file), not the call into it, nor a line of NumPy's."""
+    (tmp_path / "scatter_helper.py").write_text(
+        "import numpy as np\n"
+        "def check_stride(s):\n"
+        "    if s > 1:\n"
+        "        np.zeros(3)[5] = 1.0   # the helper's bug\n")
+    (tmp_path / "helper_layer.py").write_text(
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "from scatter_helper import check_stride\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    check_stride(cache[3]['stride'])\n"
+        "    return right(dout, cache)\n")
+    (tmp_path / "broken_helper.py").write_text("def f(a):\n    return a +\n")
+    (tmp_path / "imports_broken.py").write_text("from broken_helper import f\n")
+    report = grade(file=tmp_path / "helper_layer.py")
+    errors = [c.outputs["dx"].error for c in report.cases if c.outputs["dx"].status == "error"]
+    assert errors and all(c.geometry.stride > 1 for c in report.cases if not c.passed)
+    assert {e.where for e in errors} == {"scatter_helper.py:4: np.zeros(3)[5] = 1.0   # "
+                                         "the helper's bug"}
+    with pytest.raises(GradeError, match=r"SyntaxError.*\(at broken_helper.py:2: return a \+\)"):
+        grade(file=tmp_path / "imports_broken.py")
