@@ -336,3 +336,57 @@ def test_an_error_in_a_helper_module_beside_the_file_points_at_its_line(tmp_path
                                          "the helper's bug"}
     with pytest.raises(GradeError, match=r"SyntaxError.*\(at broken_helper.py:2: return a \+\)"):
         grade(file=tmp_path / "imports_broken.py")
+
+
+# ----------------------------------------------------------------------------------------
+# The pattern: what it states must hold on the battery (and on the shrunk failure)
+
+
+def test_a_property_that_holds_on_every_failure_is_named_when_none_splits_exactly():
+    """Three of the four stride-3 cases fail (all but 'stride 3 > kernel'): no property
+    splits that exactly; the words must name one that every failing case has, with the
+    right counts, not a property that holds on a single geometry (which told the user
+    nothing)."""
+    from convgrad.grade.pattern import describe_split
+    stride_3 = [i for i, g in enumerate(BATTERY) if g.stride == 3]
+    assert BATTERY[stride_3[-1]].label == "stride 3 > kernel, leftover"
+    failing = [i in stride_3[:-1] for i in range(len(BATTERY))]
+    text = describe_split(BATTERY, failing)
+    assert text == "fails only where stride > 2, on 3 of those 4 geometries (and nowhere " \
+                   "else); no simpler property separates them"
+    scattered = [i % 4 == 1 for i in range(len(BATTERY))]     # no property in common
+    assert describe_split(BATTERY, scattered).startswith(
+        f"fails on {sum(scattered)} of {len(BATTERY)} geometries; no simple property")
+
+
+def _layer_with_dw(tmp_path, name, dw_line):
+    (tmp_path / f"{name}.py").write_text(
+        "import numpy as np\n"
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    x, w, b, p = cache\n"
+        "    dx, dw, db = right(dout, cache)\n"
+        f"    {dw_line}\n"
+        "    return dx, dw, db\n")
+    return grade(file=tmp_path / f"{name}.py")
+
+
+def test_the_pattern_tells_one_channel_from_one_filter(tmp_path):
+    """dw summed over the channels is right only when C = 1: the battery holds C = 1 with
+    F > 1 and F = 1 with C > 1, so the pattern names C alone, and the shrunk failure (which
+    may well have F = 1) does not contradict it."""
+    report = _layer_with_dw(tmp_path, "dw_over_channels",
+                            "dw = np.broadcast_to(dw.sum(axis=1, keepdims=True), dw.shape).copy()")
+    pattern = next(d.message for d in report.diagnoses if d.id == "pattern")
+    assert pattern == "dw: correct only when C = 1; everything else fails"
+    passing = [case.geometry for case in report.cases if case.passed]
+    assert passing == [g for g in BATTERY if g.x_shape[1] == 1]
+    assert any(g.w_shape[0] > 1 for g in passing)
+    assert all(s.geometry.x_shape[1] > 1 for s in report.shrunk)
+
+
+def test_a_crash_only_at_stride_3_is_said_so(tmp_path):
+    report = _layer_with_dw(tmp_path, "crash_at_3", "assert p['stride'] < 3, 'stride'")
+    crash = next(d for d in report.diagnoses if d.id == "shape-crash")
+    assert "raises exactly when stride > 2; runs otherwise" in crash.message
+    assert sorted(crash.cases) == [i for i, g in enumerate(BATTERY) if g.stride == 3]
