@@ -390,3 +390,33 @@ def test_a_crash_only_at_stride_3_is_said_so(tmp_path):
     crash = next(d for d in report.diagnoses if d.id == "shape-crash")
     assert "raises exactly when stride > 2; runs otherwise" in crash.message
     assert sorted(crash.cases) == [i for i, g in enumerate(BATTERY) if g.stride == 3]
+
+
+def test_a_few_wrong_entries_are_named_and_an_exact_band_stays_a_band():
+    from convgrad.grade.compare import locate
+    one = np.zeros((2, 3, 5, 5), bool)
+    one[0, 0, 0, 0] = True                     # was "only the first column": true, but vague
+    assert locate(one, "dx") == "only entry (0, 0, 0, 0)"
+    two = np.zeros((2, 3, 5, 5), bool)
+    two[1, 2, 4, 3] = two[0, 1, 2, 2] = True
+    assert locate(two, "dx") == "only entries (0, 1, 2, 2), (1, 2, 4, 3)"
+    row = np.zeros((1, 1, 3, 3), bool)
+    row[0, 0, 2, :] = True                     # the whole last row: the band says it exactly
+    assert locate(row, "dx") == "only the last row"
+
+
+def test_a_layer_that_ends_its_process_is_reported_with_the_status(tmp_path):
+    (tmp_path / "exits.py").write_text(
+        "import os\n"
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    if cache[0].shape[0] == 3:\n"
+        "        os._exit(3)\n"
+        "    return right(dout, cache)\n")
+    report = grade(file=tmp_path / "exits.py")
+    died = [i for i, g in enumerate(BATTERY) if g.x_shape[0] == 3]
+    assert [i for i, c in enumerate(report.cases) if not c.passed] == died == [
+        i for i, c in enumerate(report.cases) if c.outputs["dx"].status == "error"]
+    finding = next(d for d in report.diagnoses if d.id == "process-died")
+    assert finding.cases == died and "exited with status 3" in finding.message
+    assert f"ended on {len(died)} geometr{'y' if len(died) == 1 else 'ies'}:" in finding.message

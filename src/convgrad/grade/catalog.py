@@ -103,6 +103,8 @@ NOTES = {
                       "geometry, is the problem (the message shows the first one).", ""),
     "timeout": ("did not return within the time limit per call (--timeout); an endless loop,\n"
                 "or code far slower than a loop over the output's entries needs.", ""),
+    "process-died": ("ended the process running it (os._exit, a crash in compiled code, or\n"
+                     "the machine out of memory): the grader started a new one and went on.", ""),
     "backward-vs-forward": ("the backward does not match central differences of your own\n"
                             "forward: the backward, not only the forward, is wrong.",
                             "checking-gradients"),
