@@ -188,9 +188,6 @@ class Session:
         mutated += [key for key in watched if not _unchanged(before[key], watched[key])]
         return value, mutated
 
-    def drop(self, token) -> None:
-        self.caches.pop(token, None)
-
     # -- central differences of the user's own forward ---------------------------------
 
     def directional(self, x, w, b, s, p, dy, directions: dict, h: float):

@@ -27,11 +27,6 @@ class Mistake:
     by_values: bool = True      # False: recognised by raising, the variants only illustrate
 
     @property
-    def outputs(self) -> tuple:
-        """The outputs it breaks: some of 'forward', 'dx', 'dw', 'db'."""
-        return tuple(dict.fromkeys(output for output, _ in self.variants))
-
-    @property
     def link(self) -> str:
         return f"{MATH}#{self.anchor}"
 

@@ -22,16 +22,6 @@ def tolerance(text: str) -> float:
     return value
 
 
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -100,7 +90,7 @@ def register(commands) -> None:
                        default="auto",
                        help="central differences for every entry, or along 4 random "
                        "directions per input (auto: elementwise up to 4096 entries)")
-    check.add_argument("--budget", type=seconds, default=300.0, metavar="SECONDS",
+    check.add_argument("--budget", type=options.seconds, default=300.0, metavar="SECONDS",
                        help="refuse work estimated to take longer (default 300)")
     # None marks 'not given', so that an option that does not apply can be refused
     check.set_defaults(run=run, stride=None, padding=None, dilation=None, groups=None)
