@@ -420,3 +420,29 @@ def test_a_layer_that_ends_its_process_is_reported_with_the_status(tmp_path):
     finding = next(d for d in report.diagnoses if d.id == "process-died")
     assert finding.cases == died and "exited with status 3" in finding.message
     assert f"ended on {len(died)} geometr{'y' if len(died) == 1 else 'ies'}:" in finding.message
+
+
+def test_a_float32_or_integer_layer_is_told_so_not_that_its_backward_is_wrong(tmp_path):
+    """A layer computing in float32 is off by float32 rounding everywhere: the grader says
+    which dtype it returned, and does not blame its backward (central differences of a
+    float32 forward are noise)."""
+    (tmp_path / "in_float32.py").write_text(
+        "import numpy as np\n"
+        "from convgrad.cs231n import conv_forward_naive as f, conv_backward_naive as g\n"
+        "def conv_forward_naive(x, w, b, conv_param):\n"
+        "    out, cache = f(x, w, b, conv_param)\n"
+        "    return out.astype(np.float32), cache\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    dx, dw, db = g(dout, cache)\n"
+        "    return dx, dw, db.astype(np.int64)\n")
+    report = grade(file=tmp_path / "in_float32.py")
+    assert report.passed == 0
+    low = next(d for d in report.diagnoses if d.id == "low-precision")
+    assert low.message.startswith("your code returns float32 for forward; int64 for db (on "
+                                  f"{len(BATTERY)} geometries)")
+    assert "backward-vs-forward" not in report.ids() and report.mistakes == []
+    case = report.cases[0]
+    assert case.outputs["forward"].dtype == "float32" and case.outputs["dx"].dtype is None
+    assert 0 < case.outputs["forward"].rel_error < 1e-6            # float32 rounding only
+    assert case.to_json()["forward"]["dtype"] == "float32"
+    assert "(float32)" in str(report)

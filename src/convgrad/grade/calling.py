@@ -74,9 +74,11 @@ def describe(error: BaseException, files) -> CallError:
 
 
 def _array(value, what: str):
-    """The user's result as a float64 array, or a TypeError saying what it was."""
-    if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
-        return np.array(value, dtype=np.float64)
+    """The user's result as an array of numbers, or a TypeError saying what it was. An
+    array keeps its dtype (a copy), so that float32 or integer results can be reported;
+    anything else (a list, a scalar) is read as float64."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fiuc":
+        return value.copy()
     if value is None:
         raise TypeError(f"{what} is None, not an array")
     try:

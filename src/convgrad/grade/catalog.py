@@ -100,6 +100,8 @@ NOTES = {
                 "or code far slower than a loop over the output's entries needs.", ""),
     "process-died": ("ended the process running it (os._exit, a crash in compiled code, or\n"
                      "the machine out of memory): the grader started a new one and went on.", ""),
+    "low-precision": ("returns an array of another dtype than the float64 it was given\n"
+                      "(float32 rounds every entry; integers truncate): use x's dtype.", ""),
     "backward-vs-forward": ("the backward does not match central differences of your own\n"
                             "forward: the backward, not only the forward, is wrong.",
                             "checking-gradients"),

@@ -59,14 +59,15 @@ def judge(user, right: np.ndarray, output: str) -> OutputResult:
     """The verdict on one output: ``user`` is an array or a CallError."""
     if not isinstance(user, np.ndarray):
         return OutputResult("error", error=user)
+    dtype = None if user.dtype == np.float64 else user.dtype.name
     if user.shape != right.shape:
         return OutputResult("wrong", where=f"shape {tuple(user.shape)} instead of "
-                            f"{tuple(right.shape)}", shape=tuple(user.shape))
+                            f"{tuple(right.shape)}", shape=tuple(user.shape), dtype=dtype)
     mask = _wrong_mask(user, right)
     error = rel_error(user, right)
     if not mask.any():
-        return OutputResult("ok", rel_error=error)
-    return OutputResult("wrong", rel_error=error, where=locate(mask, output))
+        return OutputResult("ok", rel_error=error, dtype=dtype)
+    return OutputResult("wrong", rel_error=error, where=locate(mask, output), dtype=dtype)
 
 
 def _plural(n: int, word: str) -> str:

@@ -167,6 +167,19 @@ def _findings(cases, names) -> list:
         found.append(Diagnosis("mutates-input", f"your code modifies {', '.join(what)} "
                                f"(on {_geometries(len(mutated))})", "finding", explanation,
                                f"{MATH}#{anchor}", mutated))
+    lower, low_cases = {}, set()             # dtype -> the outputs returned in it
+    for i, case in enumerate(cases):
+        for o, r in case.outputs.items():
+            if r.dtype is not None and not (r.dtype.startswith("float") and
+                                            np.dtype(r.dtype).itemsize > 8):
+                lower.setdefault(r.dtype, {})[o] = True
+                low_cases.add(i)
+    if lower:
+        explanation, _ = NOTES["low-precision"]
+        kinds = "; ".join(f"{dtype} for {', '.join(outputs)}" for dtype, outputs in lower.items())
+        found.append(Diagnosis("low-precision", f"your code returns {kinds} (on "
+                               f"{_geometries(len(low_cases))}), given float64 inputs",
+                               "finding", explanation, "", sorted(low_cases)))
     differs = {o: [i for i, case in enumerate(cases)
                    if o in case.outputs and case.outputs[o].own_forward == "differs"]
                for o in ("dx", "dw", "db")}
