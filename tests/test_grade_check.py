@@ -123,7 +123,10 @@ def test_the_case_geometry_is_validated_without_allocating():
     case = Case("huge", (10**6, 64, 512, 512), (64, 64, 3, 3), dict(padding=1))
     g = case.geometry()                        # 1.3e14 entries: shapes only
     assert g.out_size == (512, 512)
-    assert np.isfinite(plan([case], ("fast",))[0].seconds)
+    with pytest.raises(MemoryError, match=r"needs about 1\.1 PiB of memory"):
+        plan([case], ("fast",))                # refused by its size, nothing allocated
+    assert np.isfinite(plan([Case("large", (64, 64, 128, 128), (64, 64, 3, 3),
+                                  dict(padding=1))], ("fast",))[0].seconds)
 
 
 def test_a_noisy_calibration_never_makes_big_work_look_free(monkeypatch):
@@ -171,3 +174,17 @@ def test_one_check_is_said_in_the_singular_and_a_long_name_keeps_its_gap(capsys)
     assert "check: 1 gradient check," in captured.err
     line = next(line for line in captured.out.splitlines() if "dx error" in line)
     assert "no bias  dx error:" in line
+
+
+def test_a_case_too_large_for_the_machine_is_refused_before_any_work(monkeypatch, capsys):
+    """x of 6.7 GiB passed the time estimate (53 s) and then hit NumPy's 'Unable to
+    allocate' (or the machine's memory): the arrays a check holds are counted first."""
+    monkeypatch.setattr(gradient_check, "physical_memory", lambda: 2**30)      # 1 GiB here
+
+    def timed(*args):
+        raise AssertionError("the calibration ran")
+    monkeypatch.setattr(gradient_check, "_seconds_per_call", timed)
+    assert main(["check", "--x", "1,1,4000,4000", "--w", "1,1,1,1", "--algorithm", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "needs about 1.6 GiB of memory" in err and "than this machine's 1.0 GiB" in err
+    assert "Unable to allocate" not in err and err.count("\n") == 1

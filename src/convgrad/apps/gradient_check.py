@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import functional
 from ..geometry import conv_geometry, conv_transpose_geometry
+from ..memory import format_bytes, get_memory_budget, physical_memory
 from ..gradcheck import directional_derivative, numerical_gradient
 from .progress import Progress
 
@@ -196,6 +197,8 @@ def plan(cases, algorithms, mode: str = "auto") -> list:
     """One :class:`Planned` per (engine, case): the mode and the estimated cost."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; expected one of {', '.join(MODES)}")
+    for case in cases:                  # before any timing: every case can be held here
+        _check_memory(case)
     planned = []
     for algorithm in algorithms:
         a, c = _seconds_per_call(algorithm)
@@ -209,6 +212,22 @@ def plan(cases, algorithms, mode: str = "auto") -> list:
             calls = _calls(case, chosen)
             planned.append(Planned(case, algorithm, chosen, calls, calls * per_call))
     return planned
+
+
+def _check_memory(case: Case) -> None:
+    """MemoryError naming the need when a case's arrays cannot be held on this machine: in
+    float64, x, its gradient, a direction, a copy and a perturbed copy (5 of x's size),
+    y, dy and two temporaries of the loss (4 of y's size), w and its gradient and
+    direction, and the engine's scratch (the memory budget)."""
+    g = case.geometry()                 # of the convolution (a transposed one's adjoint)
+    y_entries = (g.batch * g.in_channels * math.prod(g.in_size) if case.transposed
+                 else g.batch * g.out_channels * math.prod(g.out_size))
+    need = 8 * (5 * math.prod(case.x_shape) + 4 * y_entries + 3 * math.prod(case.w_shape))
+    need += get_memory_budget()
+    if need > physical_memory():
+        raise MemoryError(f"checking {case.name} needs about {format_bytes(need)} of memory "
+                          f"(x, y and their gradients in float64), more than this machine's "
+                          f"{format_bytes(physical_memory())}: use smaller shapes")
 
 
 def _duration(seconds: float) -> str:
