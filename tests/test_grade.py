@@ -446,3 +446,19 @@ def test_a_float32_or_integer_layer_is_told_so_not_that_its_backward_is_wrong(tm
     assert 0 < case.outputs["forward"].rel_error < 1e-6            # float32 rounding only
     assert case.to_json()["forward"]["dtype"] == "float32"
     assert "(float32)" in str(report)
+
+
+def test_the_reproduction_of_a_file_named_like_no_module_runs_as_printed(tmp_path, capsys,
+                                                                         monkeypatch):
+    """'my-layer.py' cannot be imported by its name: the reproduction loads it by its path
+    (it printed 'from my-layer import ...', a SyntaxError)."""
+    (tmp_path / "my-layer.py").write_text(
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    dx, dw, db = right(dout, cache)\n"
+        "    return dx, dw, 2 * db\n")
+    report = grade(file=tmp_path / "my-layer.py")
+    shrunk, = report.shrunk
+    monkeypatch.chdir(tmp_path)                         # pasted beside the file
+    exec(shrunk.code, {})                               # noqa: S102
+    assert capsys.readouterr().out.strip() == "False"
