@@ -123,11 +123,14 @@ CASES = [
 # The estimate: forward calls, and seconds per call from a calibration of the engine
 
 
-def _work(geometry, algorithm: str) -> float:
+def _work(geometry, algorithm: str, transposed: bool = False) -> float:
     """What one forward call costs in: multiply-adds (fast engine) or output positions
-    (reference engine: a Python loop over them)."""
+    (reference engine: a Python loop over them; a transposed convolution's output is the
+    input of the convolution ``geometry`` describes)."""
     positions = geometry.batch * geometry.out_channels * math.prod(geometry.out_size)
     if algorithm == "reference":
+        if transposed:
+            return float(geometry.batch * geometry.in_channels * math.prod(geometry.in_size))
         return float(positions)
     return float(positions * (geometry.in_channels // geometry.groups)
                  * math.prod(geometry.kernel_size))
@@ -136,38 +139,43 @@ def _work(geometry, algorithm: str) -> float:
 _CALIBRATION = {}
 
 
-def _seconds_per_call(algorithm: str):
-    """(a, c): one forward call takes about a + c * work seconds on this machine."""
-    if algorithm not in _CALIBRATION:
+def _seconds_per_call(algorithm: str, transposed: bool = False):
+    """(a, c): one forward call takes about a + c * work seconds on this machine (for a
+    transposed convolution, calibrated on transposed ones: the reference engine runs
+    those as another loop)."""
+    key = (algorithm, "transposed") if transposed else algorithm
+    if key not in _CALIBRATION:
         rng = np.random.default_rng(0)
         points = []
         for x_shape, w_shape in (((1, 2, 6, 6), (2, 2, 3, 3)),
                                  ((2, 32, 24, 24), (32, 32, 3, 3)) if algorithm != "reference"
                                  else ((1, 4, 12, 12), (4, 4, 3, 3))):
             x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+            run = functional.conv_transpose2d if transposed else functional.conv2d
             best = float("inf")
             for _ in range(5):
                 start = time.perf_counter()
-                functional.conv2d(x, w, padding=1, algorithm=algorithm)
+                run(x, w, padding=1, algorithm=algorithm)
                 best = min(best, time.perf_counter() - start)
-            g = conv_geometry(x, w, nd=2, padding=1)[3]
-            points.append((_work(g, algorithm), best))
+            validate = conv_transpose_geometry if transposed else conv_geometry
+            g = validate(x, w, nd=2, padding=1)[3]
+            points.append((_work(g, algorithm, transposed), best))
         (w0, t0), (w1, t1) = points
         # on a busy machine the small run can time slower than the large one: the cost of
         # a unit of work is never taken below half its average over the large run
         c = max((t1 - t0) / (w1 - w0), 0.5 * t1 / w1)
-        _CALIBRATION[algorithm] = (max(t0 - c * w0, 0.0), c)
-    return _CALIBRATION[algorithm]
+        _CALIBRATION[key] = (max(t0 - c * w0, 0.0), c)
+    return _CALIBRATION[key]
 
 
 def _measured(case: Case, algorithm: str, modelled: float) -> float:
-    """Seconds per forward call: for a large case on the fast engine, one sample timed and
-    scaled by N (the small calibration runs underrate a large GEMM), when that sample is
-    cheap (under a million input entries, modelled under half a second); else the model."""
+    """Seconds per forward call: for a large case, one sample timed and scaled by N (the
+    small calibration runs underrate a large GEMM, and the reference engine's cost per
+    position grows with the window and differs for a transposed convolution), when that
+    sample is cheap (under a million input entries, modelled under 2 s); else the model."""
     n = case.x_shape[0]
     sample = math.prod(case.x_shape[1:])
-    if not (algorithm != "reference" and modelled > 0.05 and sample <= 2**20
-            and modelled / max(n, 1) < 0.5):
+    if not (modelled > 0.05 and sample <= 2**20 and modelled / max(n, 1) < 2):
         return modelled
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, *case.x_shape[1:]))
@@ -201,9 +209,10 @@ def plan(cases, algorithms, mode: str = "auto") -> list:
         _check_memory(case)
     planned = []
     for algorithm in algorithms:
-        a, c = _seconds_per_call(algorithm)
         for case in cases:
-            per_call = _measured(case, algorithm, a + c * _work(case.geometry(), algorithm))
+            a, c = _seconds_per_call(algorithm, case.transposed)
+            per_call = _measured(case, algorithm, a + c * _work(case.geometry(), algorithm,
+                                                                case.transposed))
             chosen = mode
             if mode == "auto":
                 elementwise = _calls(case, "elementwise") * per_call
