@@ -36,3 +36,24 @@ def test_unwritable_output_folder(tmp_path, capsys):
         main(["train", "--out", str(blocker / "sub"), "--epochs", "1"])
     assert exit_.value.code == 2
     assert "'" + str(blocker) + "' is a file, not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--stride", "0"], "conv2d: stride must be a positive int"),     # was timed as stride 1
+    (["--stride", "-1"], "conv2d: stride must be a positive int"),
+    (["--padding", "99999"], "conv2d: y (and dy) of shape (2, 4, 200004, 200004) would need"),
+    (["--groups", "2"], "groups=2 must divide"),
+])
+def test_bench_checks_your_geometry_before_any_timing(extra, fragment, monkeypatch, capsys):
+    """Refused before the benchmark starts (it used to time stride 0 as stride 1, fail
+    after the GEMM peak was measured, or leak NumPy's 'Unable to allocate')."""
+    from convgrad.apps import bench
+
+    def started(*args, **kwargs):
+        raise AssertionError("the benchmark started")
+    monkeypatch.setattr(bench, "run", started)
+    monkeypatch.setattr(bench, "gemm_peak", started)
+    assert main(["bench", "--x", "2,3,8,8", "--w", "4,3,3,3", *extra]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+    assert "Unable to allocate" not in err and "bench: convgrad bench" not in err

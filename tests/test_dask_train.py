@@ -223,3 +223,35 @@ def test_convgrad_train_dask_without_the_extra_names_it(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 3 and "pip install 'convgrad[dask]'" in run.stderr, run.stderr
+
+
+def test_sharded_batchnorm_overflows_like_the_layer_and_silently():
+    """float32 activations near their largest value: the sharded statistics give the
+    layer's own output (inf and NaN where it has them) and, like the layer, no NumPy
+    warning (on a cluster those reached the terminal from every worker)."""
+    import warnings
+    from convgrad.dask import sync_batchnorm
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        x[:, 1] *= np.float32(3e38)                          # channel 1: overflows
+    layer = nn.BatchNorm2d(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected = layer.forward(x)
+        parts = [sync_batchnorm.local_moments(shard) for shard in (x[:1], x[1:])]
+        m, mean, var = sync_batchnorm.combine_moments(parts)
+        outputs = [sync_batchnorm.normalize(layer, shard, mean, var)[0] for shard in
+                   (x[:1], x[1:])]
+        dy = rng.standard_normal(x.shape).astype(np.float32)
+        saved = [sync_batchnorm.normalize(layer, shard, mean, var)[1] for shard in
+                 (x[:1], x[1:])]
+        halves = [sync_batchnorm.backward_sums(layer, d, s) for d, s in
+                  zip((dy[:1], dy[1:]), saved)]
+        sums = tuple(np.sum([h[1][i] for h in halves], axis=0) for i in range(2))
+        for (dxhat, _), s in zip(halves, saved):
+            sync_batchnorm.finish_backward(dxhat, s, sums, m)
+    got = np.concatenate(outputs)
+    assert not np.isfinite(expected[:, 1]).all()
+    np.testing.assert_allclose(got[:, [0, 2]], expected[:, [0, 2]], rtol=1e-5, atol=1e-5)
+    assert np.array_equal(np.isfinite(got), np.isfinite(expected))

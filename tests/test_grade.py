@@ -311,3 +311,154 @@ def test_the_readme_transcript_is_what_the_grader_prints():
     printed = str(graded("no_zero_insertion")).splitlines()
     shown = [line for line in block.splitlines()[1:] if line.strip() != "..."]
     assert shown and all(line in printed for line in shown)
+
+
+def test_an_error_in_a_helper_module_beside_the_file_points_at_its_line(tmp_path):
+    """The user's own code spans files: the line shown is the deepest one of theirs (the
+    helper beside the graded file), not the call into it, nor a line of NumPy's."""
+    (tmp_path / "scatter_helper.py").write_text(
+        "import numpy as np\n"
+        "def check_stride(s):\n"
+        "    if s > 1:\n"
+        "        np.zeros(3)[5] = 1.0   # the helper's bug\n")
+    (tmp_path / "helper_layer.py").write_text(
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "from scatter_helper import check_stride\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    check_stride(cache[3]['stride'])\n"
+        "    return right(dout, cache)\n")
+    (tmp_path / "broken_helper.py").write_text("def f(a):\n    return a +\n")
+    (tmp_path / "imports_broken.py").write_text("from broken_helper import f\n")
+    report = grade(file=tmp_path / "helper_layer.py")
+    errors = [c.outputs["dx"].error for c in report.cases if c.outputs["dx"].status == "error"]
+    assert errors and all(c.geometry.stride > 1 for c in report.cases if not c.passed)
+    assert {e.where for e in errors} == {"scatter_helper.py:4: np.zeros(3)[5] = 1.0   # "
+                                         "the helper's bug"}
+    with pytest.raises(GradeError, match=r"SyntaxError.*\(at broken_helper.py:2: return a \+\)"):
+        grade(file=tmp_path / "imports_broken.py")
+
+
+# ----------------------------------------------------------------------------------------
+# The pattern: what it states must hold on the battery (and on the shrunk failure)
+
+
+def test_a_property_that_holds_on_every_failure_is_named_when_none_splits_exactly():
+    """Three of the four stride-3 cases fail (all but 'stride 3 > kernel'): no property
+    splits that exactly; the words must name one that every failing case has, with the
+    right counts, not a property that holds on a single geometry (which told the user
+    nothing)."""
+    from convgrad.grade.pattern import describe_split
+    stride_3 = [i for i, g in enumerate(BATTERY) if g.stride == 3]
+    assert BATTERY[stride_3[-1]].label == "stride 3 > kernel, leftover"
+    failing = [i in stride_3[:-1] for i in range(len(BATTERY))]
+    text = describe_split(BATTERY, failing)
+    assert text == "fails only where stride > 2, on 3 of those 4 geometries (and nowhere " \
+                   "else); no simpler property separates them"
+    scattered = [i % 4 == 1 for i in range(len(BATTERY))]     # no property in common
+    assert describe_split(BATTERY, scattered).startswith(
+        f"fails on {sum(scattered)} of {len(BATTERY)} geometries; no simple property")
+
+
+def _layer_with_dw(tmp_path, name, dw_line):
+    (tmp_path / f"{name}.py").write_text(
+        "import numpy as np\n"
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    x, w, b, p = cache\n"
+        "    dx, dw, db = right(dout, cache)\n"
+        f"    {dw_line}\n"
+        "    return dx, dw, db\n")
+    return grade(file=tmp_path / f"{name}.py")
+
+
+def test_the_pattern_tells_one_channel_from_one_filter(tmp_path):
+    """dw summed over the channels is right only when C = 1: the battery holds C = 1 with
+    F > 1 and F = 1 with C > 1, so the pattern names C alone, and the shrunk failure (which
+    may well have F = 1) does not contradict it."""
+    report = _layer_with_dw(tmp_path, "dw_over_channels",
+                            "dw = np.broadcast_to(dw.sum(axis=1, keepdims=True), dw.shape).copy()")
+    pattern = next(d.message for d in report.diagnoses if d.id == "pattern")
+    assert pattern == "dw: correct only when C = 1; everything else fails"
+    passing = [case.geometry for case in report.cases if case.passed]
+    assert passing == [g for g in BATTERY if g.x_shape[1] == 1]
+    assert any(g.w_shape[0] > 1 for g in passing)
+    assert all(s.geometry.x_shape[1] > 1 for s in report.shrunk)
+
+
+def test_a_crash_only_at_stride_3_is_said_so(tmp_path):
+    report = _layer_with_dw(tmp_path, "crash_at_3", "assert p['stride'] < 3, 'stride'")
+    crash = next(d for d in report.diagnoses if d.id == "shape-crash")
+    assert "raises exactly when stride > 2; runs otherwise" in crash.message
+    assert sorted(crash.cases) == [i for i, g in enumerate(BATTERY) if g.stride == 3]
+
+
+def test_a_few_wrong_entries_are_named_and_an_exact_band_stays_a_band():
+    from convgrad.grade.compare import locate
+    one = np.zeros((2, 3, 5, 5), bool)
+    one[0, 0, 0, 0] = True                     # was "only the first column": true, but vague
+    assert locate(one, "dx") == "only entry (0, 0, 0, 0)"
+    two = np.zeros((2, 3, 5, 5), bool)
+    two[1, 2, 4, 3] = two[0, 1, 2, 2] = True
+    assert locate(two, "dx") == "only entries (0, 1, 2, 2), (1, 2, 4, 3)"
+    row = np.zeros((1, 1, 3, 3), bool)
+    row[0, 0, 2, :] = True                     # the whole last row: the band says it exactly
+    assert locate(row, "dx") == "only the last row"
+
+
+def test_a_layer_that_ends_its_process_is_reported_with_the_status(tmp_path):
+    (tmp_path / "exits.py").write_text(
+        "import os\n"
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    if cache[0].shape[0] == 3:\n"
+        "        os._exit(3)\n"
+        "    return right(dout, cache)\n")
+    report = grade(file=tmp_path / "exits.py")
+    died = [i for i, g in enumerate(BATTERY) if g.x_shape[0] == 3]
+    assert [i for i, c in enumerate(report.cases) if not c.passed] == died == [
+        i for i, c in enumerate(report.cases) if c.outputs["dx"].status == "error"]
+    finding = next(d for d in report.diagnoses if d.id == "process-died")
+    assert finding.cases == died and "exited with status 3" in finding.message
+    assert f"ended on {len(died)} geometr{'y' if len(died) == 1 else 'ies'}:" in finding.message
+
+
+def test_a_float32_or_integer_layer_is_told_so_not_that_its_backward_is_wrong(tmp_path):
+    """A layer computing in float32 is off by float32 rounding everywhere: the grader says
+    which dtype it returned, and does not blame its backward (central differences of a
+    float32 forward are noise)."""
+    (tmp_path / "in_float32.py").write_text(
+        "import numpy as np\n"
+        "from convgrad.cs231n import conv_forward_naive as f, conv_backward_naive as g\n"
+        "def conv_forward_naive(x, w, b, conv_param):\n"
+        "    out, cache = f(x, w, b, conv_param)\n"
+        "    return out.astype(np.float32), cache\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    dx, dw, db = g(dout, cache)\n"
+        "    return dx, dw, db.astype(np.int64)\n")
+    report = grade(file=tmp_path / "in_float32.py")
+    assert report.passed == 0
+    low = next(d for d in report.diagnoses if d.id == "low-precision")
+    assert low.message.startswith("your code returns float32 for forward; int64 for db (on "
+                                  f"{len(BATTERY)} geometries)")
+    assert "backward-vs-forward" not in report.ids() and report.mistakes == []
+    case = report.cases[0]
+    assert case.outputs["forward"].dtype == "float32" and case.outputs["dx"].dtype is None
+    assert 0 < case.outputs["forward"].rel_error < 1e-6            # float32 rounding only
+    assert case.to_json()["forward"]["dtype"] == "float32"
+    assert "(float32)" in str(report)
+
+
+def test_the_reproduction_of_a_file_named_like_no_module_runs_as_printed(tmp_path, capsys,
+                                                                         monkeypatch):
+    """'my-layer.py' cannot be imported by its name: the reproduction loads it by its path
+    (it printed 'from my-layer import ...', a SyntaxError)."""
+    (tmp_path / "my-layer.py").write_text(
+        "from convgrad.cs231n import conv_forward_naive, conv_backward_naive as right\n"
+        "def conv_backward_naive(dout, cache):\n"
+        "    dx, dw, db = right(dout, cache)\n"
+        "    return dx, dw, 2 * db\n")
+    report = grade(file=tmp_path / "my-layer.py")
+    shrunk, = report.shrunk
+    monkeypatch.chdir(tmp_path)                         # pasted beside the file
+    exec(shrunk.code, {})                               # noqa: S102
+    assert capsys.readouterr().out.strip() == "False"

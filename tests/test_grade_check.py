@@ -123,7 +123,10 @@ def test_the_case_geometry_is_validated_without_allocating():
     case = Case("huge", (10**6, 64, 512, 512), (64, 64, 3, 3), dict(padding=1))
     g = case.geometry()                        # 1.3e14 entries: shapes only
     assert g.out_size == (512, 512)
-    assert np.isfinite(plan([case], ("fast",))[0].seconds)
+    with pytest.raises(MemoryError, match=r"needs about 1\.1 PiB of memory"):
+        plan([case], ("fast",))                # refused by its size, nothing allocated
+    assert np.isfinite(plan([Case("large", (64, 64, 128, 128), (64, 64, 3, 3),
+                                  dict(padding=1))], ("fast",))[0].seconds)
 
 
 def test_a_noisy_calibration_never_makes_big_work_look_free(monkeypatch):
@@ -143,3 +146,66 @@ def test_a_noisy_calibration_never_makes_big_work_look_free(monkeypatch):
         assert gradient_check._seconds_per_call(algorithm)[1] > 0
     huge = Case("huge", (200, 64, 64, 64), (64, 64, 3, 3))
     assert plan([huge], ("reference",))[0].seconds > 300
+
+
+@pytest.mark.parametrize("option", ["--stride", "--dilation"])
+def test_a_zero_stride_or_dilation_is_refused_not_checked_as_1(option, capsys):
+    """0 is a value the user typed: refused by the geometry check, never replaced by the
+    default (a check of stride 1 printed as 'stride 0 ... ok' would be a false pass)."""
+    code = main(["check", "--x", "2,3,7,7", "--w", "4,3,3,3", option, "0",
+                 "--algorithm", "fast"])
+    captured = capsys.readouterr()
+    assert code == 2 and "ok" not in captured.out
+    assert f"{option[2:]} must be a positive int" in captured.err
+    assert "check: check:" not in captured.err and "conv2d:" in captured.err
+
+
+def test_an_empty_batch_is_refused_not_passed(capsys):
+    assert main(["check", "--x", "0,3,7,7", "--w", "4,3,3,3", "--algorithm", "fast"]) == 2
+    captured = capsys.readouterr()
+    assert "no samples (N = 0)" in captured.err and "ok" not in captured.out
+
+
+def test_one_check_is_said_in_the_singular_and_a_long_name_keeps_its_gap(capsys):
+    assert main(["check", "--x", "2,3,7,7", "--w", "4,3,3,3", "--stride", "2", "--padding",
+                 "same", "--no-bias", "--algorithm", "fast"]) == 0
+    captured = capsys.readouterr()
+    assert "1 gradient check (fast engine" in captured.out
+    assert "check: 1 gradient check," in captured.err
+    line = next(line for line in captured.out.splitlines() if "dx error" in line)
+    assert "no bias  dx error:" in line
+
+
+def test_a_case_too_large_for_the_machine_is_refused_before_any_work(monkeypatch, capsys):
+    """x of 6.7 GiB passed the time estimate (53 s) and then hit NumPy's 'Unable to
+    allocate' (or the machine's memory): the arrays a check holds are counted first."""
+    monkeypatch.setattr(gradient_check, "physical_memory", lambda: 2**30)      # 1 GiB here
+
+    def timed(*args):
+        raise AssertionError("the calibration ran")
+    monkeypatch.setattr(gradient_check, "_seconds_per_call", timed)
+    assert main(["check", "--x", "1,1,4000,4000", "--w", "1,1,1,1", "--algorithm", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert "needs about 1.6 GiB of memory" in err and "than this machine's 1.0 GiB" in err
+    assert "Unable to allocate" not in err and err.count("\n") == 1
+
+
+def test_the_reference_engines_work_on_a_transposed_case_counts_its_output(monkeypatch):
+    """The reference engine loops over the positions of what it computes: for a transposed
+    convolution that is its (larger) output, not the input of the convolution it is the
+    adjoint of; and its cost per position is calibrated on transposed convolutions (the
+    estimate of one such check was 84 s for a run of 8.6 min)."""
+    import convgrad
+    case = Case("t", (3, 4, 5, 6), (4, 2, 4, 4), dict(stride=2, padding=1, groups=2),
+                transposed=True)
+    y = convgrad.conv_transpose2d(np.zeros(case.x_shape), np.zeros(case.w_shape),
+                                  **case.keywords)
+    assert gradient_check._work(case.geometry(), "reference", True) == y.size
+    ran = []
+    real = gradient_check.functional.conv_transpose2d
+    monkeypatch.setattr(gradient_check.functional, "conv_transpose2d",
+                        lambda *a, **k: ran.append(k["algorithm"]) or real(*a, **k))
+    monkeypatch.setattr(gradient_check, "_CALIBRATION", {})
+    a, c = gradient_check._seconds_per_call("reference", True)
+    assert ran and set(ran) == {"reference"} and c > 0
+    assert ("reference", "transposed") in gradient_check._CALIBRATION

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import functional
 from ..geometry import conv_geometry, conv_transpose_geometry
+from ..memory import format_bytes, get_memory_budget, physical_memory
 from ..gradcheck import directional_derivative, numerical_gradient
 from .progress import Progress
 
@@ -79,13 +80,17 @@ class Case:
         if len(self.x_shape) != len(self.w_shape):
             raise ValueError(f"--x {tuple(self.x_shape)} and --w {tuple(self.w_shape)} must "
                              f"have the same number of axes")
+        if self.x_shape[0] == 0:
+            raise ValueError(f"--x {tuple(self.x_shape)} has no samples (N = 0): there is "
+                             f"no gradient to check; give N >= 1")
         x = np.broadcast_to(np.float64(0), self.x_shape)      # no memory: shapes only
         w = np.broadcast_to(np.float64(0), self.w_shape)
         b = np.zeros(self.bias_size()) if self.bias else None
         keywords = {k: v for k, v in self.keywords.items() if k != "algorithm"}
+        op = f"conv{'_transpose' if self.transposed else ''}{self.nd}d"   # as messages name it
         if self.transposed:
-            return conv_transpose_geometry(x, w, b, nd=self.nd, op="check", **keywords)[3]
-        return conv_geometry(x, w, b, nd=self.nd, op="check", **keywords)[3]
+            return conv_transpose_geometry(x, w, b, nd=self.nd, op=op, **keywords)[3]
+        return conv_geometry(x, w, b, nd=self.nd, op=op, **keywords)[3]
 
     def entries(self) -> int:
         return (math.prod(self.x_shape) + math.prod(self.w_shape)
@@ -118,11 +123,14 @@ CASES = [
 # The estimate: forward calls, and seconds per call from a calibration of the engine
 
 
-def _work(geometry, algorithm: str) -> float:
+def _work(geometry, algorithm: str, transposed: bool = False) -> float:
     """What one forward call costs in: multiply-adds (fast engine) or output positions
-    (reference engine: a Python loop over them)."""
+    (reference engine: a Python loop over them; a transposed convolution's output is the
+    input of the convolution ``geometry`` describes)."""
     positions = geometry.batch * geometry.out_channels * math.prod(geometry.out_size)
     if algorithm == "reference":
+        if transposed:
+            return float(geometry.batch * geometry.in_channels * math.prod(geometry.in_size))
         return float(positions)
     return float(positions * (geometry.in_channels // geometry.groups)
                  * math.prod(geometry.kernel_size))
@@ -131,38 +139,43 @@ def _work(geometry, algorithm: str) -> float:
 _CALIBRATION = {}
 
 
-def _seconds_per_call(algorithm: str):
-    """(a, c): one forward call takes about a + c * work seconds on this machine."""
-    if algorithm not in _CALIBRATION:
+def _seconds_per_call(algorithm: str, transposed: bool = False):
+    """(a, c): one forward call takes about a + c * work seconds on this machine (for a
+    transposed convolution, calibrated on transposed ones: the reference engine runs
+    those as another loop)."""
+    key = (algorithm, "transposed") if transposed else algorithm
+    if key not in _CALIBRATION:
         rng = np.random.default_rng(0)
         points = []
         for x_shape, w_shape in (((1, 2, 6, 6), (2, 2, 3, 3)),
                                  ((2, 32, 24, 24), (32, 32, 3, 3)) if algorithm != "reference"
                                  else ((1, 4, 12, 12), (4, 4, 3, 3))):
             x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+            run = functional.conv_transpose2d if transposed else functional.conv2d
             best = float("inf")
             for _ in range(5):
                 start = time.perf_counter()
-                functional.conv2d(x, w, padding=1, algorithm=algorithm)
+                run(x, w, padding=1, algorithm=algorithm)
                 best = min(best, time.perf_counter() - start)
-            g = conv_geometry(x, w, nd=2, padding=1)[3]
-            points.append((_work(g, algorithm), best))
+            validate = conv_transpose_geometry if transposed else conv_geometry
+            g = validate(x, w, nd=2, padding=1)[3]
+            points.append((_work(g, algorithm, transposed), best))
         (w0, t0), (w1, t1) = points
         # on a busy machine the small run can time slower than the large one: the cost of
         # a unit of work is never taken below half its average over the large run
         c = max((t1 - t0) / (w1 - w0), 0.5 * t1 / w1)
-        _CALIBRATION[algorithm] = (max(t0 - c * w0, 0.0), c)
-    return _CALIBRATION[algorithm]
+        _CALIBRATION[key] = (max(t0 - c * w0, 0.0), c)
+    return _CALIBRATION[key]
 
 
 def _measured(case: Case, algorithm: str, modelled: float) -> float:
-    """Seconds per forward call: for a large case on the fast engine, one sample timed and
-    scaled by N (the small calibration runs underrate a large GEMM), when that sample is
-    cheap (under a million input entries, modelled under half a second); else the model."""
+    """Seconds per forward call: for a large case, one sample timed and scaled by N (the
+    small calibration runs underrate a large GEMM, and the reference engine's cost per
+    position grows with the window and differs for a transposed convolution), when that
+    sample is cheap (under a million input entries, modelled under 2 s); else the model."""
     n = case.x_shape[0]
     sample = math.prod(case.x_shape[1:])
-    if not (algorithm != "reference" and modelled > 0.05 and sample <= 2**20
-            and modelled / max(n, 1) < 0.5):
+    if not (modelled > 0.05 and sample <= 2**20 and modelled / max(n, 1) < 2):
         return modelled
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, *case.x_shape[1:]))
@@ -192,11 +205,14 @@ def plan(cases, algorithms, mode: str = "auto") -> list:
     """One :class:`Planned` per (engine, case): the mode and the estimated cost."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}; expected one of {', '.join(MODES)}")
+    for case in cases:                  # before any timing: every case can be held here
+        _check_memory(case)
     planned = []
     for algorithm in algorithms:
-        a, c = _seconds_per_call(algorithm)
         for case in cases:
-            per_call = _measured(case, algorithm, a + c * _work(case.geometry(), algorithm))
+            a, c = _seconds_per_call(algorithm, case.transposed)
+            per_call = _measured(case, algorithm, a + c * _work(case.geometry(), algorithm,
+                                                                case.transposed))
             chosen = mode
             if mode == "auto":
                 elementwise = _calls(case, "elementwise") * per_call
@@ -205,6 +221,22 @@ def plan(cases, algorithms, mode: str = "auto") -> list:
             calls = _calls(case, chosen)
             planned.append(Planned(case, algorithm, chosen, calls, calls * per_call))
     return planned
+
+
+def _check_memory(case: Case) -> None:
+    """MemoryError naming the need when a case's arrays cannot be held on this machine: in
+    float64, x, its gradient, a direction, a copy and a perturbed copy (5 of x's size),
+    y, dy and two temporaries of the loss (4 of y's size), w and its gradient and
+    direction, and the engine's scratch (the memory budget)."""
+    g = case.geometry()                 # of the convolution (a transposed one's adjoint)
+    y_entries = (g.batch * g.in_channels * math.prod(g.in_size) if case.transposed
+                 else g.batch * g.out_channels * math.prod(g.out_size))
+    need = 8 * (5 * math.prod(case.x_shape) + 4 * y_entries + 3 * math.prod(case.w_shape))
+    need += get_memory_budget()
+    if need > physical_memory():
+        raise MemoryError(f"checking {case.name} needs about {format_bytes(need)} of memory "
+                          f"(x, y and their gradients in float64), more than this machine's "
+                          f"{format_bytes(physical_memory())}: use smaller shapes")
 
 
 def _duration(seconds: float) -> str:
@@ -277,7 +309,8 @@ def run_case(case: Case, algorithm: str = "fast", seed: int = 0, tolerance: floa
 def format_line(name: str, errors: dict, passed: bool, width: int = 44) -> str:
     parts = "  ".join(f"{k} error: {errors[k]:.1e}" if k in errors else f"{k} error:   n/a  "
                       for k in ("dx", "dw", "db"))
-    return f"{name:<{width}} {parts}  {'ok' if passed else 'FAIL'}"
+    gap = " " if len(name) < width else "  "          # a long name keeps two spaces too
+    return f"{name:<{width}}{gap}{parts}  {'ok' if passed else 'FAIL'}"
 
 
 def run_check(cases=CASES, algorithms=("fast",), print_=print, tolerance: float = 1e-6,
@@ -328,6 +361,7 @@ def run_check(cases=CASES, algorithms=("fast",), print_=print, tolerance: float 
     how = " and ".join(sorted("central differences" if m == "elementwise" else
                               f"central differences along {DIRECTIONS} random directions "
                               f"per input" for m in modes))
-    print_(f"\n{len(planned)} gradient checks ({', '.join(algorithms)} engine"
+    print_(f"\n{len(planned)} gradient check{'s' if len(planned) > 1 else ''} "
+           f"({', '.join(algorithms)} engine"
            f"{'s' if len(algorithms) > 1 else ''}, float64, {how}): {verdict}")
     return failed == 0

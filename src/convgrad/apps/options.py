@@ -9,7 +9,7 @@ import argparse
 import os
 
 __all__ = ["ints", "positive", "non_negative", "int_between", "positive_number",
-           "tolerance", "output_file", "output_folder", "input_file", "per_axis", "padding",
+           "seconds", "output_file", "output_folder", "input_file", "per_axis", "padding",
            "own_shapes", "add_geometry_options"]
 
 
@@ -54,22 +54,21 @@ def int_between(minimum: int, maximum: int, why: str = ""):
     return parse
 
 
-def _positive_float(example: str):
-    """An argparse type: a positive finite number; the message shows ``example``."""
+def _positive_float(expected: str):
+    """An argparse type: a positive finite number; the message says ``expected``."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = float("nan")
         if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a positive number such as {example}, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
     return parse
 
 
-positive_number = _positive_float("0.003")      # a learning rate
-tolerance = _positive_float("1e-6")             # a relative tolerance
+positive_number = _positive_float("a positive number such as 0.003")     # a learning rate
+seconds = _positive_float("a positive number of seconds")               # a time limit
 
 
 def output_file(path: str, suffixes: tuple[str, ...] = ()) -> str:

@@ -40,6 +40,7 @@ import time
 import numpy as np
 
 from .. import nn
+from ..nn.module import quiet_arithmetic
 from .._optional import require
 from . import replica, sync_batchnorm
 from .cluster import ClusterError
@@ -151,6 +152,7 @@ class DataParallel:
             self._template.release()
             self._template = None
 
+    @quiet_arithmetic                   # the gradients' sums: inf and NaN, silently
     def __call__(self, x, labels):
         x, labels = np.asarray(x), np.asarray(labels)
         if len(x) == 0 or len(labels) != len(x):

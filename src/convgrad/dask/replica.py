@@ -23,6 +23,7 @@ import copy
 import numpy as np
 
 from .. import nn
+from ..nn.module import quiet_arithmetic
 from . import sync_batchnorm
 
 __all__ = ["BATCH_NORMS", "leaves", "is_synchronized", "ShardState", "start", "advance",
@@ -141,6 +142,7 @@ def gradients(state: ShardState) -> list:
     return [p.grad for p in state.model.parameters()]
 
 
+@quiet_arithmetic
 def add(first: list, second: list) -> list:
     """Two shards' gradients summed (a node of the tree reduction)."""
     return [a + b for a, b in zip(first, second)]

@@ -13,7 +13,8 @@ Each shard sends (count, mean, sum of squared deviations) of its part, combined 
 sum(dxhat * xhat). These are C numbers per shard and direction: the only traffic inside
 a step besides one copy of the parameters out and one gradient in. The partial sums are
 taken in float64; the arithmetic on the activations stays in their dtype, as in the
-layer itself. dweight and dbias are sums over samples: each shard adds its part into its
+layer itself, and like it silent about overflow (inf and NaN propagate, no NumPy warning
+reaches the workers' output). dweight and dbias are sums over samples: each shard adds its part into its
 own gradients, which the step then sums like every other gradient.
 
 Shapes: x, y, dy, dx (n, C, *spatial) on a shard, n its samples; mean, var, sums (C,).
@@ -21,6 +22,8 @@ Shapes: x, y, dy, dx (n, C, *spatial) on a shard, n its samples; mean, var, sums
 from __future__ import annotations
 
 import numpy as np
+
+from ..nn.module import quiet_arithmetic
 
 __all__ = ["uses_batch_statistics", "local_moments", "combine_moments", "normalize",
            "backward_sums", "finish_backward", "update_running_stats"]
@@ -40,6 +43,7 @@ def _per_channel(x: np.ndarray) -> tuple[int, ...]:
     return (1, -1) + (1,) * (x.ndim - 2)                        # broadcast (C,) over x
 
 
+@quiet_arithmetic           # NaN and inf as in the layer itself, silently
 def local_moments(x: np.ndarray):
     """(count, mean (C,), sum of squared deviations (C,)) of one shard, in float64."""
     axes = _axes(x)
@@ -49,6 +53,7 @@ def local_moments(x: np.ndarray):
     return x.size // x.shape[1], mean, squares
 
 
+@quiet_arithmetic           # NaN and inf as in the layer itself, silently
 def combine_moments(parts, layer_name: str = "BatchNorm"):
     """The whole batch's (count m, mean, biased var) from the shards' local moments."""
     counts = np.array([m for m, _, _ in parts], dtype=np.float64)            # (shards,)
@@ -63,6 +68,7 @@ def combine_moments(parts, layer_name: str = "BatchNorm"):
     return m, mean, squares / m
 
 
+@quiet_arithmetic           # NaN and inf as in the layer itself, silently
 def normalize(layer, x: np.ndarray, mean, var):
     """The layer's forward pass with the whole batch's statistics; returns (y, saved)."""
     shape = _per_channel(x)
@@ -75,6 +81,7 @@ def normalize(layer, x: np.ndarray, mean, var):
             (xhat, inv_std))
 
 
+@quiet_arithmetic           # NaN and inf as in the layer itself, silently
 def backward_sums(layer, dy: np.ndarray, saved):
     """The local half of the backward pass: adds this shard's dweight and dbias into the
     layer's gradients; returns (dxhat, (sum dxhat, sum dxhat * xhat) in float64)."""
@@ -90,6 +97,7 @@ def backward_sums(layer, dy: np.ndarray, saved):
     return dxhat, (dxhat64.sum(axis=axes), (dxhat64 * xhat).sum(axis=axes))
 
 
+@quiet_arithmetic           # NaN and inf as in the layer itself, silently
 def finish_backward(dxhat: np.ndarray, saved, sums, m: int) -> np.ndarray:
     """dx from the whole batch's sums (summed over shards) and count m."""
     xhat, inv_std = saved
@@ -99,6 +107,7 @@ def finish_backward(dxhat: np.ndarray, saved, sums, m: int) -> np.ndarray:
     return (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std.reshape(shape)
 
 
+@quiet_arithmetic           # NaN and inf as in the layer itself, silently
 def update_running_stats(layer, mean, var, m: int) -> None:
     """Move the layer's running estimates as its own training forward pass would (on the
     client, once the whole step has succeeded)."""

@@ -5,7 +5,8 @@ an integer stride and pad (the course's ``conv_param``), run in float64 with ran
 and a random upstream gradient. The battery covers stride 1 with no, 'same'-sized and
 wide padding, strides 2 and 3 with and without leftover rows ((H + 2*pad - HH) not a
 multiple of the stride), non-square inputs and kernels, 1x1 kernels, a kernel as large
-as the padded input, and N, C, F > 1 all different. Dilation and groups are left out:
+as the padded input, C = 1 and F = 1 apart (so that a pattern can tell which one
+matters), and N, C, F > 1 all different. Dilation and groups are left out:
 the course's API cannot express them.
 """
 from __future__ import annotations
@@ -92,6 +93,8 @@ def _g(x, w, stride, pad, label):
 BATTERY = [
     _g((1, 1, 4, 4), (1, 1, 2, 2), 1, 0, "one channel, one filter"),
     _g((2, 3, 5, 5), (4, 3, 3, 3), 1, 0, "stride 1, pad 0"),
+    _g((2, 1, 5, 5), (3, 1, 3, 3), 1, 0, "one input channel (C = 1), F = 3"),
+    _g((2, 3, 5, 5), (1, 3, 3, 3), 1, 0, "one filter (F = 1), C = 3"),
     _g((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "stride 1, 'same' (pad 1)"),
     _g((1, 2, 7, 7), (3, 2, 5, 5), 1, 2, "stride 1, 'same' (pad 2)"),
     _g((2, 3, 5, 5), (3, 3, 3, 3), 1, 1, "stride 1, 'same', C = F"),

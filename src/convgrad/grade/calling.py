@@ -34,17 +34,39 @@ class Timeout(BaseException):
     in the user's code does not swallow it)."""
 
 
+_CONVGRAD = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))   # this package
+
+
+def _owner(files):
+    """Whether a source file is the user's: one of ``files``, or any file in their folders
+    (a helper module next to the layer, or below it), but not an installed package's nor
+    convgrad's own."""
+    files = {os.path.realpath(f) for f in files if f}
+    folders = {os.path.dirname(f) + os.sep for f in files}
+
+    def owns(filename) -> bool:
+        path = os.path.realpath(filename)
+        if path in files:
+            return True
+        parts = path.split(os.sep)
+        return (any(path.startswith(folder) for folder in folders)
+                and not path.startswith(_CONVGRAD + os.sep)
+                and "site-packages" not in parts and "dist-packages" not in parts)
+    return owns
+
+
 def describe(error: BaseException, files) -> CallError:
-    """The exception as type, message and the last line of the user's files it passed."""
+    """The exception as type, message and the deepest line of the user's files it passed
+    (``files``: the graded functions' files; helper modules beside them count too)."""
     if isinstance(error, Timeout):
         return CallError("Timeout", str(error))
-    where = None
-    files = {os.path.realpath(f) for f in files if f}
+    owns, where = _owner(files), None
+    if isinstance(error, SyntaxError) and error.filename and owns(error.filename):
+        where = f"{os.path.basename(error.filename)}:{error.lineno}: {(error.text or '').strip()}"
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        if os.path.realpath(frame.filename) in files:
+        if where is None and owns(frame.filename):
             line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
             where = f"{os.path.basename(frame.filename)}:{frame.lineno}: {line}"
-            break
     if where is None and isinstance(error, SyntaxError) and error.filename:
         where = f"{os.path.basename(error.filename)}:{error.lineno}: {(error.text or '').strip()}"
     message = str(error).splitlines()[0] if str(error) else ""
@@ -52,9 +74,11 @@ def describe(error: BaseException, files) -> CallError:
 
 
 def _array(value, what: str):
-    """The user's result as a float64 array, or a TypeError saying what it was."""
-    if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
-        return np.array(value, dtype=np.float64)
+    """The user's result as an array of numbers, or a TypeError saying what it was. An
+    array keeps its dtype (a copy), so that float32 or integer results can be reported;
+    anything else (a list, a scalar) is read as float64."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fiuc":
+        return value.copy()
     if value is None:
         raise TypeError(f"{what} is None, not an array")
     try:
@@ -165,9 +189,6 @@ class Session:
         mutated = [] if np.array_equal(dy, dout) else ["dout"]
         mutated += [key for key in watched if not _unchanged(before[key], watched[key])]
         return value, mutated
-
-    def drop(self, token) -> None:
-        self.caches.pop(token, None)
 
     # -- central differences of the user's own forward ---------------------------------
 

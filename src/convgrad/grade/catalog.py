@@ -27,11 +27,6 @@ class Mistake:
     by_values: bool = True      # False: recognised by raising, the variants only illustrate
 
     @property
-    def outputs(self) -> tuple:
-        """The outputs it breaks: some of 'forward', 'dx', 'dw', 'db'."""
-        return tuple(dict.fromkeys(output for output, _ in self.variants))
-
-    @property
     def link(self) -> str:
         return f"{MATH}#{self.anchor}"
 
@@ -103,6 +98,10 @@ NOTES = {
                       "geometry, is the problem (the message shows the first one).", ""),
     "timeout": ("did not return within the time limit per call (--timeout); an endless loop,\n"
                 "or code far slower than a loop over the output's entries needs.", ""),
+    "process-died": ("ended the process running it (os._exit, a crash in compiled code, or\n"
+                     "the machine out of memory): the grader started a new one and went on.", ""),
+    "low-precision": ("returns an array of another dtype than the float64 it was given\n"
+                      "(float32 rounds every entry; integers truncate): use x's dtype.", ""),
     "backward-vs-forward": ("the backward does not match central differences of your own\n"
                             "forward: the backward, not only the forward, is wrong.",
                             "checking-gradients"),

@@ -3,7 +3,8 @@
 An entry is wrong when it differs from convgrad's by more than ``TOLERANCE`` times the
 largest entry of convgrad's answer (float64 sums in another order differ by ~1e-15), or
 is not finite. The wrong entries are then described in words: everywhere, only the last
-rows or columns, only the border, only one channel (or filter, or sample), or a count.
+rows or columns, only the border, only one channel (or filter, or sample), the
+entries themselves when there are at most three, or a count.
 """
 from __future__ import annotations
 
@@ -58,14 +59,15 @@ def judge(user, right: np.ndarray, output: str) -> OutputResult:
     """The verdict on one output: ``user`` is an array or a CallError."""
     if not isinstance(user, np.ndarray):
         return OutputResult("error", error=user)
+    dtype = None if user.dtype == np.float64 else user.dtype.name
     if user.shape != right.shape:
         return OutputResult("wrong", where=f"shape {tuple(user.shape)} instead of "
-                            f"{tuple(right.shape)}", shape=tuple(user.shape))
+                            f"{tuple(right.shape)}", shape=tuple(user.shape), dtype=dtype)
     mask = _wrong_mask(user, right)
     error = rel_error(user, right)
     if not mask.any():
-        return OutputResult("ok", rel_error=error)
-    return OutputResult("wrong", rel_error=error, where=locate(mask, output))
+        return OutputResult("ok", rel_error=error, dtype=dtype)
+    return OutputResult("wrong", rel_error=error, where=locate(mask, output), dtype=dtype)
 
 
 def _plural(n: int, word: str) -> str:
@@ -100,12 +102,21 @@ def locate(mask: np.ndarray, output: str) -> str:
     wrong, total = int(mask.sum()), mask.size
     if wrong == total:
         return "everywhere"
+    few = None
+    if wrong <= 3:                              # a few entries: say which (unless a band is exact)
+        where = ", ".join(str(tuple(int(i) for i in index)) for index in np.argwhere(mask))
+        few = f"only {'entry' if wrong == 1 else 'entries'} {where}"
     if mask.ndim == 4 and min(mask.shape[2:]) >= 2:
         m2 = mask.any(axis=(0, 1))                                       # (H, W)
         for last, side in ((True, "last"), (False, "first")):
             band = _band(m2, last)
             if band:
-                return _band_words(*band, side)
+                kh, kw = band
+                h, w = m2.shape
+                inside = mask.shape[0] * mask.shape[1] * (kh * w + kw * h - kh * kw)
+                return few if few and wrong < inside else _band_words(kh, kw, side)
+        if few:
+            return few
         h, w = m2.shape
         for width in range(1, min(h, w) // 2):
             inner = m2[width:h - width, width:w - width]
@@ -116,4 +127,4 @@ def locate(mask: np.ndarray, output: str) -> str:
             hit = np.nonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))[0]
             if hit.size == 1:
                 return f"only {name} {int(hit[0])}"
-    return f"{wrong} of {total} entries"
+    return few or f"{wrong} of {total} entries"

@@ -5,7 +5,7 @@
 * known mistakes: a catalog entry is named when one of its wrong implementations gives,
   on the same data, exactly the user's wrong output on at least one case; ``shape-crash``
   when the user's code raises on some geometries and not on others;
-* findings: timeouts, modified inputs, a backward that disagrees with central
+* findings: timeouts, a process that ended (os._exit, a crash), modified inputs, a backward that disagrees with central
   differences of the user's own forward, code that raises on every geometry.
 """
 from __future__ import annotations
@@ -20,6 +20,10 @@ from .results import OUTPUTS, Diagnosis
 __all__ = ["diagnose"]
 
 _NOT_RAISED = ("Timeout", "WorkerDied", "NotRun")
+
+
+def _geometries(n: int) -> str:
+    return f"{n} geometry" if n == 1 else f"{n} geometries"
 
 
 def _status(case, output):
@@ -58,7 +62,7 @@ def _forward_first(cases) -> list:
     if not agreeing:
         return []
     explanation, anchor = NOTES["forward-first"]
-    return [Diagnosis("forward-first", f"your forward is wrong on {len(wrong)} geometries, and "
+    return [Diagnosis("forward-first", f"your forward is wrong on {_geometries(len(wrong))}, and "
                       f"your backward agrees with central differences of it on "
                       f"{len(agreeing)} of them", "finding", explanation, f"{MATH}#{anchor}",
                       agreeing)]
@@ -145,22 +149,44 @@ def _findings(cases, names) -> list:
                         for r in case.outputs.values())]
     if timed_out:
         explanation, _ = NOTES["timeout"]
-        found.append(Diagnosis("timeout", f"{len(timed_out)} geometries timed out or were not "
-                               f"run after two timeouts", "finding", explanation, "", timed_out))
+        found.append(Diagnosis("timeout", f"{_geometries(len(timed_out))} timed out or "
+                               f"were not run after two timeouts", "finding", explanation, "",
+                               timed_out))
+    died = [(i, r.error) for i, case in enumerate(cases) for r in case.outputs.values()
+            if r.error is not None and r.error.type == "WorkerDied"]
+    if died:
+        explanation, _ = NOTES["process-died"]
+        cases_ = sorted({i for i, _ in died})
+        found.append(Diagnosis("process-died", f"the process running your code ended on "
+                               f"{_geometries(len(cases_))}: {died[0][1].message}", "finding",
+                               explanation, "", cases_))
     mutated = [i for i, case in enumerate(cases) if case.mutated]
     if mutated:
         what = sorted({m for i in mutated for m in cases[i].mutated})
         explanation, anchor = NOTES["mutates-input"]
         found.append(Diagnosis("mutates-input", f"your code modifies {', '.join(what)} "
-                               f"(on {len(mutated)} geometries)", "finding", explanation,
+                               f"(on {_geometries(len(mutated))})", "finding", explanation,
                                f"{MATH}#{anchor}", mutated))
+    lower, low_cases = {}, set()             # dtype -> the outputs returned in it
+    for i, case in enumerate(cases):
+        for o, r in case.outputs.items():
+            if r.dtype is not None and not (r.dtype.startswith("float") and
+                                            np.dtype(r.dtype).itemsize > 8):
+                lower.setdefault(r.dtype, {})[o] = True
+                low_cases.add(i)
+    if lower:
+        explanation, _ = NOTES["low-precision"]
+        kinds = "; ".join(f"{dtype} for {', '.join(outputs)}" for dtype, outputs in lower.items())
+        found.append(Diagnosis("low-precision", f"your code returns {kinds} (on "
+                               f"{_geometries(len(low_cases))}), given float64 inputs",
+                               "finding", explanation, "", sorted(low_cases)))
     differs = {o: [i for i, case in enumerate(cases)
                    if o in case.outputs and case.outputs[o].own_forward == "differs"]
                for o in ("dx", "dw", "db")}
     differs = {o: cases_ for o, cases_ in differs.items() if cases_}
     if differs:
         explanation, anchor = NOTES["backward-vs-forward"]
-        parts = [f"{o} on {len(c)} geometries" for o, c in differs.items()]
+        parts = [f"{o} on {_geometries(len(c))}" for o, c in differs.items()]
         found.append(Diagnosis(
             "backward-vs-forward", f"{names[1]} disagrees with central differences of "
             f"{names[0]}: {', '.join(parts)}", "finding", explanation, f"{MATH}#{anchor}",

@@ -34,8 +34,10 @@ FEATURES = (
     (lambda g: g.x_shape[2] == g.x_shape[3] and g.w_shape[2] == g.w_shape[3],
      "input and kernel are square", "the input or the kernel is not square"),
     (lambda g: g.w_shape[2:] == (1, 1), "the kernel is 1x1", "the kernel is larger than 1x1"),
+    (lambda g: g.stride > 2, "stride > 2", "stride <= 2"),
     (lambda g: g.x_shape[1] == g.w_shape[0], "C = F", "C != F"),
-    (lambda g: min(g.x_shape[1], g.w_shape[0]) == 1, "C = 1 or F = 1", "C > 1 and F > 1"),
+    (lambda g: g.x_shape[1] == 1, "C = 1", "C > 1"),
+    (lambda g: g.w_shape[0] == 1, "F = 1", "F > 1"),
     (lambda g: g.x_shape[0] == 1, "N = 1", "N > 1"),
     (lambda g: g.out_size == (1, 1), "the output is 1x1", "the output is larger than 1x1"),
 )
@@ -76,9 +78,23 @@ def describe_split(geometries, failing, good: str = "correct", bad: str = "fails
                 together = [all(answers[i] for _, answers in combo) for i in range(len(target))]
                 if together == target:
                     return template.format(" and ".join(words for words, _ in combo))
-    words, answers = min(literals, key=lambda lit: sum(a != f for a, f in zip(lit[1], failing)))
-    inside = sum(1 for a, f in zip(answers, failing) if a and f)
-    outside = n_fail - inside
-    return (f"no simple property separates them: it {bad} on {inside} of "
-            f"{sum(answers)} geometries where {words}, and on {outside} of "
-            f"{len(answers) - sum(answers)} others")
+    return _closest(literals, failing, bad)
+
+
+def _closest(literals, failing, bad: str) -> str:
+    """No property splits the cases exactly: the narrowest one (or two together) true on
+    every failing geometry, when that says something; else the number that fail."""
+    n_fail, total = sum(failing), len(failing)
+    best = None
+    for size in (1, 2):
+        for combo in combinations(literals, size):
+            answers = [all(a[i] for _, a in combo) for i in range(total)]
+            if all(a for a, f in zip(answers, failing) if f) and sum(answers) < total:
+                if best is None or sum(answers) < sum(best[1]):
+                    best = (" and ".join(words for words, _ in combo), answers)
+    if best is not None and sum(best[1]) <= (total + n_fail) // 2:
+        words, answers = best
+        return (f"{bad} only where {words}, on {n_fail} of those {sum(answers)} geometries "
+                f"(and nowhere else); no simpler property separates them")
+    return (f"{bad} on {n_fail} of {total} geometries; no simple property of the geometry "
+            f"separates them")

@@ -117,7 +117,8 @@ def _notes(case) -> str:
     for o, r in case.outputs.items():
         if r.status == "wrong":
             rel = f", {r.rel_error:.0e}" if r.rel_error is not None else ""
-            notes.append(f"{o}: {r.where}{rel}")
+            kind = f" ({r.dtype})" if r.dtype else ""
+            notes.append(f"{o}: {r.where}{rel}{kind}")
         elif r.status == "error" and str(r.error) not in errors:
             errors.add(str(r.error))
             role = "forward" if o == "forward" else "backward"

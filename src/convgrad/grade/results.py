@@ -41,6 +41,7 @@ class OutputResult:
     rel_error: max |yours - convgrad| / the largest entry of either (None when shapes
         differ or on error).
     where: for 'wrong', where the wrong entries are ('everywhere', 'only the last row', ...).
+    dtype: the user's array's dtype when it is not float64 ('float32', 'int64', ...).
     own_forward: for dx, dw, db, whether they agree with central differences of the
         user's own forward ('agrees', 'differs', or None when that could not be measured),
         and own_error its relative error.
@@ -53,6 +54,7 @@ class OutputResult:
     error: CallError | None = None
     own_forward: str | None = None
     own_error: float | None = None
+    dtype: str | None = None            # the user's dtype, when it is not float64
 
     @property
     def ok(self) -> bool:
@@ -66,6 +68,8 @@ class OutputResult:
             out["shape"] = list(self.shape)
         if self.error is not None:
             out["error"] = self.error.to_json()
+        if self.dtype is not None:
+            out["dtype"] = self.dtype
         if self.own_forward is not None:
             out["own_forward"] = {"status": self.own_forward,
                                   "rel_error": _number(self.own_error)}

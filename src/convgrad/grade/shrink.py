@@ -8,6 +8,7 @@ or the attempts run out. Size is x.size + w.size, ties broken by stride + pad.
 """
 from __future__ import annotations
 
+import keyword
 from dataclasses import replace
 
 from .battery import Geometry
@@ -86,9 +87,17 @@ def reproduction(g: Geometry, api: str, module: str, names, output: str) -> str:
     use_forward = forward is not None and (output == "forward" or api == "cs231n")
     imports = ", ".join(n for n in (forward if use_forward else None,
                                     backward if output != "forward" else None) if n)
+    if module.isidentifier() and not keyword.iskeyword(module):
+        load = [f"from {module} import {imports}"]
+    else:                                   # 'my-layer.py' cannot be imported by its name
+        load = ["import importlib.util",
+                f"spec = importlib.util.spec_from_file_location('layer', {module + '.py'!r})",
+                "layer = importlib.util.module_from_spec(spec)",
+                "spec.loader.exec_module(layer)",
+                f"{imports} = " + ", ".join(f"layer.{n}" for n in imports.split(", "))]
     lines = ["import numpy as np",
              "import convgrad",
-             f"from {module} import {imports}",
+             *load,
              "rng = np.random.default_rng(0)",
              f"x = rng.standard_normal({g.x_shape})",
              f"w = rng.standard_normal({g.w_shape})",

@@ -44,10 +44,26 @@ def _models():
     return bench_train.MODELS
 
 
+def _own_workload(args, bench):
+    """The workload of --x/--w, its geometry and sizes checked before any timing: a
+    ValueError naming the bad value, or a MemoryError naming an array that cannot fit."""
+    import numpy as np
+
+    from ...memory import check_allocation
+    from ..gradient_check import Case
+    given = lambda value, default: default if value is None else value  # noqa: E731 (0 is a value)
+    keywords = dict(stride=given(args.stride, 1), padding=given(args.padding, 0),
+                    groups=given(args.groups, 1))
+    g = Case("custom", args.x, args.w, keywords).geometry()
+    for what, shape in (("x", args.x), ("w", args.w),
+                        ("y (and dy)", (g.batch, g.out_channels, *g.out_size))):
+        check_allocation(shape, np.float64, f"conv{len(args.x) - 2}d: {what}")
+    return bench.Workload("custom", args.x, args.w, note="--x/--w", **keywords)
+
+
 def _conv_workloads(args, bench):
     if options.own_shapes(args):
-        return [bench.Workload("custom", args.x, args.w, args.stride or 1, args.padding or 0,
-                               args.groups or 1, note="--x/--w")]
+        return [_own_workload(args, bench)]
     names = args.workloads or "W2,W3,W4,W5,W6,W7"
     if names == "all":
         return bench.WORKLOADS + bench.SMALL

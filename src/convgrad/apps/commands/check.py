@@ -22,16 +22,6 @@ def tolerance(text: str) -> float:
     return value
 
 
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -56,11 +46,12 @@ def run(args) -> int:
         if args.output_padding is not None and not args.transposed:
             raise ValueError("--output-padding applies to a transposed convolution: add "
                              "--transposed")
-        keywords = dict(stride=args.stride or 1,
-                        padding=0 if args.padding is None else args.padding,
-                        dilation=args.dilation or 1, groups=args.groups or 1)
+        # None: not given (0 is a value, refused by the geometry check, never the default)
+        given = lambda value, default: default if value is None else value  # noqa: E731
+        keywords = dict(stride=given(args.stride, 1), padding=given(args.padding, 0),
+                        dilation=given(args.dilation, 1), groups=given(args.groups, 1))
         if args.transposed:
-            keywords["output_padding"] = args.output_padding or 0
+            keywords["output_padding"] = given(args.output_padding, 0)
         cases = [Case(_described(args), args.x, args.w, keywords,
                       transposed=args.transposed, bias=not args.no_bias)]
     else:
@@ -99,7 +90,7 @@ def register(commands) -> None:
                        default="auto",
                        help="central differences for every entry, or along 4 random "
                        "directions per input (auto: elementwise up to 4096 entries)")
-    check.add_argument("--budget", type=seconds, default=300.0, metavar="SECONDS",
+    check.add_argument("--budget", type=options.seconds, default=300.0, metavar="SECONDS",
                        help="refuse work estimated to take longer (default 300)")
     # None marks 'not given', so that an option that does not apply can be refused
     check.set_defaults(run=run, stride=None, padding=None, dilation=None, groups=None)

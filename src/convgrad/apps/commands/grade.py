@@ -5,7 +5,6 @@ import os
 import sys
 
 from .. import options
-from .check import seconds
 
 
 def run(args) -> int:
@@ -65,8 +64,8 @@ def register(commands) -> None:
     parser.add_argument("--json", metavar="OUT",
                         type=lambda p: p if p == "-" else options.output_file(p),
                         help="also write the report as JSON ('-': JSON on stdout only)")
-    parser.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=options.seconds, default=10.0, metavar="SECONDS",
                         help="time allowed per call of your code (default 10)")
-    parser.add_argument("--budget", type=seconds, default=300.0, metavar="SECONDS",
+    parser.add_argument("--budget", type=options.seconds, default=300.0, metavar="SECONDS",
                         help="refuse a grade estimated to take longer (default 300)")
     parser.set_defaults(run=run)
