@@ -287,3 +287,14 @@ def test_wide_jacobians_are_summarized(capsys):
     assert main(["explain", "--input-size", "6,5", "--kernel-size", "2,2"]) == 0
     out = capsys.readouterr().out
     assert "20 x 30, too wide to print" in out and "HOLDS" in out
+
+
+def test_bounds_cannot_be_raised_beyond_a_minute_of_sympy(capsys):
+    """--padding 4000 must not suggest --max-entries 64128064: the override has a ceiling."""
+    assert main(["explain", "--input-size", "10,10", "--kernel-size", "3,3",
+                 "--padding", "4000"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-entries 64128064" not in err and "beyond what a symbolic derivation" in err
+    with pytest.raises(SystemExit):
+        main(["explain", "--max-terms", "99999999"])
+    assert "from 1 to 25000" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .._optional import require
 
-__all__ = ["CASES", "run", "MAX_ENTRIES", "MAX_TERMS"]
+__all__ = ["CASES", "run", "MAX_ENTRIES", "MAX_TERMS", "LIMIT_ENTRIES", "LIMIT_TERMS"]
 
 # name -> (input_size, kernel_size, stride, padding, dilation, what it shows)
 CASES = {
@@ -28,6 +28,13 @@ CASES = {
 }
 MAX_ENTRIES = 100   # of x, w and y (= dy): beyond this the printout is no longer readable
 MAX_TERMS = 1000    # products w*x in y (entries of y x entries of w): SymPy takes ~4 s here
+# The most the bounds may be raised to: SymPy derives about 400 products a second here
+# (8,100 took 19 s), so 25,000 is about a minute; beyond, a symbolic derivation is not the tool.
+LIMIT_ENTRIES = 2500
+LIMIT_TERMS = 25000
+_BEYOND = ("beyond what a symbolic derivation can do in about a minute; for numbers use "
+           "convgrad check or the functional API, to see the index maps use --html (inputs "
+           "up to 12 per axis)")
 
 
 def _fail(message: str) -> int:
@@ -44,6 +51,13 @@ def _entries(value) -> int:
     return prod(n if isinstance(n, int) and n > 0 else 1 for n in _sizes(value))
 
 
+def _raise_with(option: str, needed: int, limit: int) -> str:
+    """How to override a bound, or why it cannot be: the end of a refusal message."""
+    if needed > limit:
+        return f"this case needs {needed}, {_BEYOND} (the bound goes up to {limit})"
+    return f"choose a smaller case, or raise the bound with {option} {needed}"
+
+
 def _estimate(geometry, transposed: bool, max_entries: int, max_terms: int) -> str | None:
     """Why the derivation would be too large, or None. Counts y (and dy), w and the products."""
     g = geometry
@@ -54,13 +68,13 @@ def _estimate(geometry, transposed: bool, max_entries: int, max_terms: int) -> s
         if prod(size) > max_entries:
             return (f"{name} would have {size} = {prod(size)} entries (x {x_size}, w "
                     f"{g.kernel_size}{padded}); symbolic derivations stay readable up to "
-                    f"{max_entries} entries of x, w and y: choose a smaller case, or raise "
-                    f"the bound with --max-entries {prod(size)}")
+                    f"{max_entries} entries of x, w and y: "
+                    f"{_raise_with('--max-entries', prod(size), LIMIT_ENTRIES)}")
     terms = prod(y_size) * prod(g.kernel_size)
     if terms > max_terms:
         return (f"y {y_size} and w {g.kernel_size} make {terms} products to derive (entries "
                 f"of y x entries of w); SymPy stays quick (about 4 s) up to {max_terms}: "
-                f"choose a smaller case, or raise the bound with --max-terms {terms}")
+                f"{_raise_with('--max-terms', terms, LIMIT_TERMS)}")
     return None
 
 
@@ -161,14 +175,12 @@ def run(case=None, input_size=None, kernel_size=None, stride=None, padding=None,
     try:
         if _entries(input_size) > max_entries:
             return _fail(f"x of size {_sizes(input_size)} has {_entries(input_size)} entries; "
-                         f"symbolic derivations stay readable up to {max_entries}: choose a "
-                         f"smaller case, or raise the bound with --max-entries "
-                         f"{_entries(input_size)}")
+                         f"symbolic derivations stay readable up to {max_entries}: "
+                         f"{_raise_with('--max-entries', _entries(input_size), LIMIT_ENTRIES)}")
         if _entries(kernel_size) > max_entries:
             return _fail(f"w of size {_sizes(kernel_size)} has {_entries(kernel_size)} "
                          f"entries; symbolic derivations stay readable up to {max_entries}: "
-                         f"choose a smaller case, or raise the bound with --max-entries "
-                         f"{_entries(kernel_size)}")
+                         f"{_raise_with('--max-entries', _entries(kernel_size), LIMIT_ENTRIES)}")
         too_large = _estimate(case_geometry(input_size, kernel_size, **keywords), False,
                               max_entries, max_terms)
         if too_large:

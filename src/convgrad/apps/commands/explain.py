@@ -26,7 +26,7 @@ def run(args) -> int:
 
 
 def register(commands) -> None:
-    from ...explain.command import MAX_ENTRIES, MAX_TERMS
+    from ...explain.command import LIMIT_ENTRIES, LIMIT_TERMS, MAX_ENTRIES, MAX_TERMS
     explain = commands.add_parser(
         "explain", help="derive the backward pass of a small case, or explore it in a browser",
         description="Print the forward equations, the Jacobians, dx/dw/db and the "
@@ -63,12 +63,14 @@ def register(commands) -> None:
                          help="with --html: start with a transposed convolution")
     explain.add_argument("--output-padding", type=options.per_axis, default=None,
                          help="with --html --transposed: output_padding, an int or one per axis")
-    explain.add_argument("--max-entries", type=options.positive, default=MAX_ENTRIES,
+    explain.add_argument("--max-entries", type=options.int_between(1, LIMIT_ENTRIES),
+                         default=MAX_ENTRIES,
                          help=f"refuse cases whose x, w or y has more entries (default "
-                         f"{MAX_ENTRIES}: readable)")
-    explain.add_argument("--max-terms", type=options.positive, default=MAX_TERMS,
+                         f"{MAX_ENTRIES}: readable; at most {LIMIT_ENTRIES})")
+    explain.add_argument("--max-terms", type=options.int_between(1, LIMIT_TERMS),
+                         default=MAX_TERMS,
                          help=f"refuse cases with more products w*x to derive (default "
-                         f"{MAX_TERMS}: about 4 s)")
+                         f"{MAX_TERMS}: about 4 s; at most {LIMIT_TERMS}, about a minute)")
     # --x / --w mean full array shapes elsewhere: here they are refused with a pointer
     explain.add_argument("--x", dest="x_shape", metavar="SHAPE", help=argparse.SUPPRESS)
     explain.add_argument("--w", dest="w_shape", metavar="SHAPE", help=argparse.SUPPRESS)
