@@ -177,7 +177,7 @@ def test_run_directly(capsys):
 
 @pytest.mark.parametrize("argv, bound, override", [
     (["--input-size", "10,10", "--kernel-size", "3,3", "--padding", "40"],
-     "up to 100 entries of x, w and y", "--max-entries 7744"),
+     "up to 100 entries of x, w and y", "beyond what a symbolic derivation can do"),
     (["--input-size", "10,10", "--kernel-size", "7,7", "--padding", "3"],
      "up to 1000", "--max-terms 4900"),
     (["--input-size", "4", "--kernel-size", "200", "--padding", "100"],
