@@ -32,6 +32,25 @@ from .parameter import Parameter
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
+def _spread(v: np.ndarray, m: int) -> np.ndarray:
+    """(C,) -> (C*M,): each channel's value repeated over its M positions, so that it
+    broadcasts over x viewed as (N, C*M) in long contiguous runs (a (1, C, 1) operand
+    makes NumPy loop over runs only M long: measured 1.3-2x slower on 4x4 maps)."""
+    return np.repeat(v, m) if m != 1 else v
+
+
+def _channel_sum(a2: np.ndarray, c: int) -> np.ndarray:
+    """(N, C*M) -> (C,): the sum over samples (one matrix-vector product) then over the
+    M positions of each channel."""
+    ones = np.ones(a2.shape[0], dtype=a2.dtype)
+    return (ones @ a2).reshape(c, -1).sum(axis=1)
+
+
+def _channel_dot(a2: np.ndarray, b2: np.ndarray, c: int) -> np.ndarray:
+    """(N, C*M), (N, C*M) -> (C,): sum of a * b per channel, without the product array."""
+    return np.einsum("nk,nk->k", a2, b2).reshape(c, -1).sum(axis=1)
+
+
 class _BatchNorm(Module):
     _buffer_names = ("running_mean", "running_var", "num_batches_tracked")
     _ndims: tuple[int, ...] = (4,)
@@ -89,25 +108,30 @@ class _BatchNorm(Module):
     @quiet_arithmetic
     def forward(self, x):
         x = self._check_input(x)
-        axes = (0, *range(2, x.ndim))                           # all but C
-        shape = (1, -1) + (1,) * (x.ndim - 2)                   # broadcast (C,) over x
+        n, c = x.shape[:2]
+        m_per = math.prod(x.shape[2:])                          # M: positions per channel
+        x2 = np.ascontiguousarray(x).reshape(n, c * m_per)      # (N, C*M), a view of x
         use_batch = self.training or not self.track_running_stats
         if use_batch:
-            m = x.size // self.num_features
+            m = n * m_per
             if self.training and m <= 1:
                 raise ValueError(f"{type(self).__name__}: training needs more than one value "
                                  f"per channel, got input shape {x.shape}")
-            mean, var = x.mean(axis=axes), x.var(axis=axes)    # (C,), biased var
+            mean = _channel_sum(x2, c) / x.dtype.type(m)            # (C,)
+            xc = np.subtract(x2, _spread(mean, m_per))              # (N, C*M): x - mean
+            var = _channel_dot(xc, xc, c) / x.dtype.type(m)        # (C,), biased
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean, var, m)
         else:
             mean, var = self.running_mean, self.running_var
+            xc = np.subtract(x2, _spread(mean, m_per))
         inv_std = 1.0 / np.sqrt(var + self.eps)                # (C,)
-        xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self._cache = (xhat, inv_std, use_batch, axes, shape)
-        if not self.affine:
-            return xhat
-        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)
+        self._cache = (xc, inv_std, use_batch, x.shape)
+        scale = inv_std if not self.affine else self.weight.data * inv_std     # (C,)
+        y = np.multiply(xc, _spread(scale, m_per))              # (N, C*M): xhat * weight
+        if self.affine:
+            y += _spread(self.bias.data, m_per)
+        return y.reshape(x.shape)
 
     def _update_running_stats(self, mean, var, m: int) -> None:
         self.num_batches_tracked += 1
@@ -119,18 +143,28 @@ class _BatchNorm(Module):
 
     @quiet_arithmetic
     def backward(self, dy):
-        xhat, inv_std, use_batch, axes, shape = self._saved(self._cache)
-        dy = self._grad(dy, xhat.shape)
+        xc, inv_std, use_batch, shape = self._saved(self._cache)
+        n, c = shape[:2]
+        m_per = math.prod(shape[2:])
+        dy2 = np.ascontiguousarray(self._grad(dy, shape)).reshape(xc.shape)   # (N, C*M)
+        weight = self.weight.data if self.affine else None
+        scale = inv_std if weight is None else weight * inv_std       # (C,): d y / d x
+        sum_dy = _channel_sum(dy2, c) if (self.affine or use_batch) else None
+        sum_dy_xc = _channel_dot(dy2, xc, c) if (self.affine or use_batch) else None
         if self.affine:
-            self.weight.grad += (dy * xhat).sum(axis=axes)
-            self.bias.grad += dy.sum(axis=axes)
-            dxhat = dy * self.weight.data.reshape(shape)
-        else:
-            dxhat = dy
-        if not use_batch:                                       # eval: an affine map
-            return dxhat * inv_std.reshape(shape)
-        return (dxhat - dxhat.mean(axis=axes, keepdims=True)
-                - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)) * inv_std.reshape(shape)
+            self.weight.grad += sum_dy_xc * inv_std                     # sum(dy * xhat)
+            self.bias.grad += sum_dy
+        dx = np.multiply(dy2, _spread(scale, m_per))                   # dxhat / std
+        if use_batch:
+            # dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / std, per channel
+            # with dxhat = dy * weight and xhat = xc / std:
+            #   = scale * dy - xc * (scale * mean(dy * xc) / std^2) - scale * mean(dy)
+            m = dy2.dtype.type(n * m_per)
+            k_xc = scale * (sum_dy_xc / m) * inv_std * inv_std          # (C,)
+            correction = np.multiply(xc, _spread(k_xc, m_per))          # (N, C*M)
+            correction += _spread(scale * (sum_dy / m), m_per)
+            dx -= correction
+        return dx.reshape(shape)
 
     def extra_repr(self) -> str:
         text = f"{self.num_features}"
