@@ -15,6 +15,18 @@ The backward pass in training mode goes through the statistics too:
     dxhat = dy * weight
     dx    = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)
     dweight = sum(dy * xhat),   dbias = sum(dy)          (sums and means over all but C)
+
+How it is computed: x is viewed as (N, C*M) (M positions per channel), per-channel sums
+are one matrix-vector product with ones and a product-free ``einsum``, and per-channel
+scalars are repeated to (C*M,) so that every pass runs over long contiguous rows. The
+forward keeps only xc = x - mean and 1/std; with scale = weight / std,
+
+    y  = xc * scale + bias
+    dx = scale * dy - xc * (scale * mean(dy * xc) / std^2) - scale * mean(dy)
+
+the formula above with xhat = xc / std substituted (xc per element, so a mean far from 0
+costs no digits). Measured (BENCHMARKS.md): the digits model's step 0.72-0.79x the time
+of the textbook passes.
 """
 from __future__ import annotations
 
