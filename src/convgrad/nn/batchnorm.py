@@ -55,12 +55,12 @@ def _channel_sum(a2: np.ndarray, c: int) -> np.ndarray:
     """(N, C*M) -> (C,): the sum over samples (one matrix-vector product) then over the
     M positions of each channel."""
     ones = np.ones(a2.shape[0], dtype=a2.dtype)
-    return (ones @ a2).reshape(c, -1).sum(axis=1)
+    return (ones @ a2).reshape(c, a2.shape[1] // c).sum(axis=1)
 
 
 def _channel_dot(a2: np.ndarray, b2: np.ndarray, c: int) -> np.ndarray:
     """(N, C*M), (N, C*M) -> (C,): sum of a * b per channel, without the product array."""
-    return np.einsum("nk,nk->k", a2, b2).reshape(c, -1).sum(axis=1)
+    return np.einsum("nk,nk->k", a2, b2).reshape(c, a2.shape[1] // c).sum(axis=1)
 
 
 class _BatchNorm(Module):
