@@ -17,7 +17,7 @@ from convgrad import nn
 from helpers import rel_err
 
 torch = pytest.importorskip("torch")
-TOLERANCE = {np.float32: 1e-4, np.float64: 1e-10}
+TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -67,7 +67,7 @@ def test_batchnorm_train_then_eval_matches_torch(case):
     theirs.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float64)
                                                 if v.dtype.kind == "f" else np.array(v))
                             for k, v in ours.state_dict().items()})
-    tol = TOLERANCE[dtype]
+    tol = TOLERANCE[np.dtype(dtype)]
     for step in range(4):
         if step == 3:
             ours.eval()
@@ -98,3 +98,119 @@ def test_batchnorm_train_then_eval_matches_torch(case):
             p.grad = None
         for name, value in theirs.state_dict().items():
             assert rel_err(ours.state_dict()[name], value.numpy()) < tol, name
+
+
+# ----------------------------------------------------------------------------------------
+# Sequential.backward(dy, input_grad=False) and the layers' cached geometry
+
+
+def _twin(torch_layer_type, ours, **kwargs):
+    theirs = torch_layer_type(**kwargs).double()
+    for name in ("weight", "bias"):
+        p = getattr(ours, name, None)
+        if p is not None:
+            getattr(theirs, name).data = torch.from_numpy(p.data.astype(np.float64))
+    return theirs
+
+
+@st.composite
+def first_layers(draw):
+    """A small model whose first layer is a convolution (1-D to 3-D, any stride,
+    padding, dilation, groups, transposed or not), a Linear, or a nested Sequential."""
+    kind = draw(st.sampled_from(["conv", "conv_transpose", "linear", "nested"]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    seed = draw(st.integers(0, 2**31))
+    if kind == "linear":
+        return dict(kind=kind, dtype=dtype, seed=seed, n=draw(st.integers(1, 4)),
+                    features=(draw(st.integers(1, 6)), draw(st.integers(1, 6))))
+    nd = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 2))
+    c, f = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(nd))
+    if kind == "conv_transpose":                     # PyTorch: padding <= d * (k - 1)
+        padding = tuple(min(p, d * (k - 1)) for p, d, k in zip(padding, dilation, kernel))
+    size = tuple(d * (k - 1) + 1 + draw(st.integers(0, 3))
+                 for k, d in zip(kernel, dilation))
+    return dict(kind=kind, dtype=dtype, seed=seed, nd=nd, n=draw(st.integers(1, 3)),
+                c=c, f=f, kw=dict(kernel_size=kernel, stride=stride, padding=padding,
+                                  dilation=dilation, groups=groups),
+                bias=draw(st.booleans()), size=size)
+
+
+def _models(case):
+    """(ours, theirs, x): our model, its torch.nn twin (float64), an input."""
+    rng = np.random.default_rng(case["seed"])
+    dtype = case["dtype"]
+    if case["kind"] == "linear":
+        i, o = case["features"]
+        first = nn.Linear(i, o, dtype=dtype, rng=rng)
+        twin = _twin(torch.nn.Linear, first, in_features=i, out_features=o)
+        x_shape = (case["n"], i)
+    else:
+        nd = case["nd"]
+        transposed = case["kind"] == "conv_transpose"
+        name = f"ConvTranspose{nd}d" if transposed else f"Conv{nd}d"
+        first = getattr(nn, name)(case["c"], case["f"], bias=case["bias"], dtype=dtype,
+                                  rng=rng, **case["kw"])
+        twin = _twin(getattr(torch.nn, name), first, in_channels=case["c"],
+                     out_channels=case["f"], bias=case["bias"], **case["kw"])
+        x_shape = (case["n"], case["c"], *case["size"])
+    ours, theirs = nn.Sequential(first, nn.ReLU()), torch.nn.Sequential(twin, torch.nn.ReLU())
+    if case["kind"] == "nested":
+        ours = nn.Sequential(ours, nn.ReLU())
+        theirs = torch.nn.Sequential(theirs, torch.nn.ReLU())
+    return ours, theirs, rng.standard_normal(x_shape).astype(dtype)
+
+
+@SETTINGS
+@given(case=first_layers())
+def test_input_grad_false_gives_torchs_parameter_gradients(case):
+    """Without dx, the parameter gradients are PyTorch's for an input that does not
+    require grad, and exactly those of a full backward pass; None comes back."""
+    ours, theirs, x = _models(case)
+    y = ours.forward(x)
+    dy = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape).astype(x.dtype)
+    theirs(_t64(x)).backward(_t64(dy))
+    ours.zero_grad()
+    assert ours.backward(dy, input_grad=False) is None
+    without = [p.grad.copy() for p in ours.parameters()]
+    for ours_grad, (name, p) in zip(without, theirs.named_parameters()):
+        assert ours_grad.dtype == x.dtype
+        assert rel_err(ours_grad, p.grad.numpy()) < TOLERANCE[x.dtype], name
+    ours.forward(x)
+    ours.zero_grad()
+    dx = ours.backward(dy)
+    assert dx.shape == x.shape
+    for a, p in zip(without, ours.parameters()):
+        assert np.array_equal(a, p.grad)
+
+
+def test_input_grad_must_be_a_bool():
+    model = nn.Sequential(nn.Linear(2, 2, rng=0))
+    model.forward(np.ones((1, 2), np.float32))
+    with pytest.raises(TypeError, match="input_grad must be True or False"):
+        model.backward(np.ones((1, 2), np.float32), input_grad="no")
+
+
+def test_a_layer_revalidates_a_new_shape_and_changed_arguments():
+    """The geometry a conv layer caches is reused only for the same shape, dtype and
+    arguments: a new shape, or an argument changed after construction, meets the
+    functional's own checks and messages."""
+    layer = nn.Conv2d(2, 3, 3, rng=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 5))
+    assert layer.forward(x).shape == (2, 3, 3, 3)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        layer.forward(x[:, :, :2, :2])
+    layer.stride = (2, 2)
+    y = layer.forward(x)
+    theirs = _twin(torch.nn.Conv2d, layer, in_channels=2, out_channels=3, kernel_size=3,
+                   stride=2)
+    assert rel_err(y, theirs(_t64(x)).detach().numpy()) < 1e-10
+    layer.padding = (9, 9)
+    assert layer.forward(x).shape == (2, 3, 11, 11)
+    layer.groups = 3
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        layer.forward(x)

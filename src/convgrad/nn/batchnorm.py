@@ -16,9 +16,10 @@ The backward pass in training mode goes through the statistics too:
     dx    = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)
     dweight = sum(dy * xhat),   dbias = sum(dy)          (sums and means over all but C)
 
-How it is computed: x is viewed as (N, C*M) (M positions per channel), per-channel sums
-are one matrix-vector product with ones and a product-free ``einsum``, and per-channel
-scalars are repeated to (C*M,) so that every pass runs over long contiguous rows. The
+How it is computed: x is viewed as (N, C*M) (M positions per channel; (N, C, M) for large
+maps), per-channel sums are one matrix-vector product with ones and a product-free
+``einsum``, and on small maps per-channel scalars are repeated to (C*M,) so that every
+pass runs over long contiguous rows. The
 forward keeps only xc = x - mean and 1/std; with scale = weight / std,
 
     y  = xc * scale + bias
@@ -44,23 +45,37 @@ from .parameter import Parameter
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
+SHORT_ROWS = 256
+"""Below this many positions per channel, per-channel values are repeated over them."""
+
+
+def _rows(a: np.ndarray, n: int, c: int, m: int) -> np.ndarray:
+    """The view every pass works on: (N, C*M) for short maps (M < SHORT_ROWS), where a
+    per-channel operand (1, C, 1) would make NumPy loop over runs only M long (measured
+    1.3-2x slower on 4x4 maps), else (N, C, M)."""
+    return a.reshape(n, c * m) if m < SHORT_ROWS else a.reshape(n, c, m)
+
+
 def _spread(v: np.ndarray, m: int) -> np.ndarray:
-    """(C,) -> (C*M,): each channel's value repeated over its M positions, so that it
-    broadcasts over x viewed as (N, C*M) in long contiguous runs (a (1, C, 1) operand
-    makes NumPy loop over runs only M long: measured 1.3-2x slower on 4x4 maps)."""
-    return np.repeat(v, m) if m != 1 else v
+    """(C,) per-channel values as an operand of :func:`_rows`' view: repeated over the
+    M positions of each channel, (C*M,), for short maps (at most C * 255 values); else
+    (C, 1), broadcast."""
+    return np.repeat(v, m) if m < SHORT_ROWS else v.reshape(-1, 1)
 
 
-def _channel_sum(a2: np.ndarray, c: int) -> np.ndarray:
-    """(N, C*M) -> (C,): the sum over samples (one matrix-vector product) then over the
-    M positions of each channel."""
-    ones = np.ones(a2.shape[0], dtype=a2.dtype)
-    return (ones @ a2).reshape(c, a2.shape[1] // c).sum(axis=1)
+def _channel_sum(a: np.ndarray, c: int) -> np.ndarray:
+    """(N, C, M) or (N, C*M) -> (C,): the sum over samples (one matrix-vector product,
+    measured faster than NumPy's reduction) then over the M positions of each channel."""
+    n, k = a.shape[0], math.prod(a.shape[1:])
+    return (np.ones(n, dtype=a.dtype) @ a.reshape(n, k)).reshape(c, k // c).sum(axis=1)
 
 
-def _channel_dot(a2: np.ndarray, b2: np.ndarray, c: int) -> np.ndarray:
-    """(N, C*M), (N, C*M) -> (C,): sum of a * b per channel, without the product array."""
-    return np.einsum("nk,nk->k", a2, b2).reshape(c, a2.shape[1] // c).sum(axis=1)
+def _channel_dot(a: np.ndarray, b: np.ndarray, c: int) -> np.ndarray:
+    """(N, C, M) or (N, C*M), twice -> (C,): sum of a * b per channel, without the
+    product array."""
+    n, k = a.shape[0], math.prod(a.shape[1:])
+    return np.einsum("nk,nk->k", a.reshape(n, k), b.reshape(n, k)).reshape(
+        c, k // c).sum(axis=1)
 
 
 class _BatchNorm(Module):
@@ -122,7 +137,7 @@ class _BatchNorm(Module):
         x = self._check_input(x)
         n, c = x.shape[:2]
         m_per = math.prod(x.shape[2:])                          # M: positions per channel
-        x2 = np.ascontiguousarray(x).reshape(n, c * m_per)      # (N, C*M), a view of x
+        x2 = _rows(np.ascontiguousarray(x), n, c, m_per)        # (N, C*M) or (N, C, M)
         use_batch = self.training or not self.track_running_stats
         if use_batch:
             m = n * m_per
@@ -130,7 +145,7 @@ class _BatchNorm(Module):
                 raise ValueError(f"{type(self).__name__}: training needs more than one value "
                                  f"per channel, got input shape {x.shape}")
             mean = _channel_sum(x2, c) / x.dtype.type(m)            # (C,)
-            xc = np.subtract(x2, _spread(mean, m_per))              # (N, C*M): x - mean
+            xc = np.subtract(x2, _spread(mean, m_per))              # x - mean, x2's shape
             var = _channel_dot(xc, xc, c) / x.dtype.type(m)        # (C,), biased
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean, var, m)
@@ -140,7 +155,7 @@ class _BatchNorm(Module):
         inv_std = 1.0 / np.sqrt(var + self.eps)                # (C,)
         self._cache = (xc, inv_std, use_batch, x.shape)
         scale = inv_std if not self.affine else self.weight.data * inv_std     # (C,)
-        y = np.multiply(xc, _spread(scale, m_per))              # (N, C*M): xhat * weight
+        y = np.multiply(xc, _spread(scale, m_per))              # xhat * weight
         if self.affine:
             y += _spread(self.bias.data, m_per)
         return y.reshape(x.shape)
@@ -158,7 +173,7 @@ class _BatchNorm(Module):
         xc, inv_std, use_batch, shape = self._saved(self._cache)
         n, c = shape[:2]
         m_per = math.prod(shape[2:])
-        dy2 = np.ascontiguousarray(self._grad(dy, shape)).reshape(xc.shape)   # (N, C*M)
+        dy2 = np.ascontiguousarray(self._grad(dy, shape)).reshape(xc.shape)  # as xc
         weight = self.weight.data if self.affine else None
         scale = inv_std if weight is None else weight * inv_std       # (C,): d y / d x
         sum_dy = _channel_sum(dy2, c) if (self.affine or use_batch) else None
@@ -173,7 +188,7 @@ class _BatchNorm(Module):
             #   = scale * dy - xc * (scale * mean(dy * xc) / std^2) - scale * mean(dy)
             m = dy2.dtype.type(n * m_per)
             k_xc = scale * (sum_dy_xc / m) * inv_std * inv_std          # (C,)
-            correction = np.multiply(xc, _spread(k_xc, m_per))          # (N, C*M)
+            correction = np.multiply(xc, _spread(k_xc, m_per))          # xc's shape
             correction += _spread(scale * (sum_dy / m), m_per)
             dx -= correction
         return dx.reshape(shape)
