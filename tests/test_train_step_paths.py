@@ -214,3 +214,39 @@ def test_a_layer_revalidates_a_new_shape_and_changed_arguments():
     layer.groups = 3
     with pytest.raises(ValueError, match="groups=3 must divide"):
         layer.forward(x)
+
+
+# ----------------------------------------------------------------------------------------
+# Adam, in place
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 5), min_size=0, max_size=3),
+       lr=st.sampled_from([1e-3, 0.01, 0.3]),
+       betas=st.sampled_from([(0.9, 0.999), (0.0, 0.5), (0.8, 0.99)]),
+       eps=st.sampled_from([1e-8, 1e-3]),
+       weight_decay=st.sampled_from([0.0, 0.1]),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**31))
+def test_adam_matches_torch_optim(shape, lr, betas, eps, weight_decay, dtype, seed):
+    """Five steps with the same gradients (one of them zero): the parameters and both
+    moments equal torch.optim.Adam's (float64 1e-10; float32 within its rounding)."""
+    rng = np.random.default_rng(seed)
+    start = rng.standard_normal(shape).astype(dtype)
+    ours = nn.Parameter(start)
+    theirs = torch.nn.Parameter(torch.tensor(start))
+    kwargs = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    opt, topt = nn.Adam([ours], **kwargs), torch.optim.Adam([theirs], **kwargs)
+    for step in range(5):
+        g = rng.standard_normal(shape).astype(dtype) * (step != 2)
+        opt.zero_grad()
+        ours.grad += g
+        theirs.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+    tol = TOLERANCE[np.dtype(dtype)] / 10
+    assert ours.data.dtype == dtype
+    assert rel_err(ours.data, theirs.detach().numpy()) < tol
+    state = topt.state[theirs]
+    assert rel_err(opt.state[0]["exp_avg"], state["exp_avg"].numpy()) < tol
+    assert rel_err(opt.state[0]["exp_avg_sq"], state["exp_avg_sq"].numpy()) < tol
