@@ -205,16 +205,18 @@ def checked_backward(g: ConvGeometry, dy, x, w, b, algorithm="auto", op="conv",
     maps.check_backward(transposed=transposed)
     dy_g = _as(dy, g)
     with _quiet():
+        # dw first: columns a layer kept from its forward pass are released before dx
+        # allocates its own scratch, which can then reuse their memory
+        if transposed:
+            dw = maps.grad_weight(_as(x, g), dy_g)
+        else:
+            dw = maps.grad_weight(dy_g, _as(x, g))
         if not input_grad:
             dx = None
         elif transposed:
             dx = _like(maps.forward(dy_g, _as(w, g)), x, g)
         else:
             dx = _like(maps.grad_input(dy_g, _as(w, g)), x, g)
-        if transposed:
-            dw = maps.grad_weight(_as(x, g), dy_g)
-        else:
-            dw = maps.grad_weight(dy_g, _as(x, g))
         db = _bias_grad(dy_g, b)
         return dx, dw.astype(w.dtype, copy=False), db
 
