@@ -101,11 +101,12 @@ def _by_group(a: np.ndarray, groups: int, out: np.ndarray | None = None) -> np.n
 # The three maps
 
 
-def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0) -> Plan:
+def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0,
+                  reusable: int = 0) -> Plan:
     layout = _layout(g)
     extra, fixed = forward_needs(g, layout)
     return Plan(g, what, layout, extra, fixed + held, keep=keep,
-                 keep_needs=weight_needs(g, layout) if keep else (0, 0))
+                 keep_needs=weight_needs(g, layout) if keep else (0, 0), reusable=reusable)
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
@@ -123,16 +124,24 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
         return y
     cache = columns.active()
     record = cache is not None and cache._recording
+    # the layer's spare buffer (columns.py) will hold the kept columns: not extra memory
+    reusable = cache.spare_nbytes() if record else 0
     plan = None
     if _kernel_rows_forward(g, held):
         if record and _keepable(g):           # the columns, kept, save dw its lowering
-            plan = _forward_plan(g, what, keep=True, held=held)
+            plan = _forward_plan(g, what, keep=True, held=held, reusable=reusable)
         if plan is None or not plan.keep:
             if record:
                 cache._recording = False
+                cache.drop_spare()
             return kernel_rows.forward(x, w, g, what, held)
     if plan is None:
-        plan = _forward_plan(g, what, keep=record, held=held)
+        plan = _forward_plan(g, what, keep=record, held=held, reusable=reusable)
+    if record:
+        if plan.keep:
+            plan.use_columns(cache.reusable(plan.columns_nbytes(), g.dtype))
+        else:
+            cache.drop_spare()
     y = np.empty(g.y_shape, dtype=g.dtype)
     if plan.layout == "channels":
         _forward_channels_last(x, w, g, plan, y)

@@ -15,8 +15,9 @@ Arguments are validated in the constructor by a dry run of the functional's own 
 In training mode a (non-transposed) convolution layer keeps the columns its forward pass
 lowered x into (:class:`convgrad.engine.columns.ColumnCache`), when they fit the memory
 budget, so that the weight gradient of its backward pass need not lower x again; the
-layer frees them after the backward pass (or at its next forward pass). The functional
-API stays stateless.
+layer drops them after the backward pass (or at its next forward pass), keeping their
+buffer, counted against the budget, for its next forward pass (at most 16 MiB of such
+buffers in all; none in eval mode). The functional API stays stateless.
 """
 from __future__ import annotations
 
@@ -188,6 +189,10 @@ class _ConvBase(Module):
         x, w, b, g = self._checked(x)
         if self.transposed or not self.training:
             cache = None
+            unused = self.__dict__.get("_columns")
+            if unused is not None:             # nothing to keep: free the spare buffer
+                unused.release()
+                unused.drop_spare()
         else:                                  # keep the columns for the backward pass
             cache = self.__dict__.setdefault("_columns", columns.ColumnCache())
             cache.release()
