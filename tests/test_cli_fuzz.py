@@ -52,7 +52,9 @@ def files(tmp_path_factory):
     paths = {"@missing": root / "missing.npz", "@folder": root / "folder",
              "@text": root / "text.txt", "@new": root / "new" / "out",
              "@newfile": root / "folder" / "out.png", "@nofolder": root / "no" / "such" / "x.png",
-             "@proc": Path("/proc/convgrad-fuzz")}
+             "@proc": Path("/proc/convgrad-fuzz"), "@layer": root / "layer.py"}
+    (root / "layer.py").write_text("def conv_forward_naive(x, w, b, conv_param):\n"
+                                   "    raise NotImplementedError\n")
     try:
         from convgrad import nn
         from convgrad.apps.digits_data import (ARCHITECTURE, FORMAT, FORMAT_VERSION,
@@ -105,7 +107,7 @@ SHAPES = ["2,3,7,7", "1,1,4,4", "1,1,2,2", "2,3,7,7,7,7", "4,3,3,3,3,3", "0,1,4,
 PADDINGS = ["same", "valid", "SAME", "0", "1", "2", "1,2", "1:2,0:1", "40", "-1", "1:", ":",
             "1:2:3", "99999999"]
 FILES = ["@missing", "@folder", "@text", "@new", "@newfile", "@nofolder", "@proc", "@model",
-         "@othermodel", "@image", "@blank", "@bomb", "-", "", "."]
+         "@othermodel", "@image", "@blank", "@bomb", "@layer", "-", "", "."]
 ANYTHING = st.sampled_from(INTS + NUMBERS + SHAPES + PADDINGS + FILES) | st.text(
     alphabet=string.printable, max_size=8)
 FILE_WORDS = ("out", "json", "plot", "png", "model", "image", "show", "file", "report")
@@ -130,13 +132,21 @@ def _kind(option, choices):
     return kind
 
 
-def _options(name):
-    """(option string, takes a value, choices) for each optional argument of a command."""
+def _actions(name):
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
+    return commands.choices[name]._actions
+
+
+def _options(name):
+    """(option string, takes a value, choices) for each optional argument of a command."""
     return [(action.option_strings[-1], action.nargs != 0, action.choices)
-            for action in commands.choices[name]._actions
-            if action.option_strings and action.dest != "help"]
+            for action in _actions(name) if action.option_strings and action.dest != "help"]
+
+
+def _positionals(name) -> int:
+    """How many positional arguments a command takes (grade's FILE.py)."""
+    return sum(1 for action in _actions(name) if not action.option_strings)
 
 
 @st.composite
@@ -145,6 +155,9 @@ def argument_lists(draw, commands):
     options = _options(name)
     chosen = draw(st.lists(st.sampled_from(options), max_size=6, unique_by=lambda o: o[0]))
     argv = [name]
+    for _ in range(_positionals(name)):                    # mostly a real file, else anything
+        of_its_kind = draw(st.integers(0, 4)) > 0
+        argv.append("@layer" if of_its_kind else draw(st.sampled_from(FILES) | ANYTHING))
     for option, takes_value, choices in chosen:
         argv.append(option)
         if takes_value:
@@ -171,8 +184,10 @@ def stubs(tmp_path_factory):
     def started(*args, **kwargs):
         raise WorkStarted
 
+    import convgrad.grade
     from convgrad.apps import bench, digits, gradient_check
     real_check = gradient_check.run_check
+    patch.setattr(convgrad.grade, "grade", started)               # grading a layer
     patch.setattr(digits, "_fit", started)                       # training
     patch.setattr(bench, "run", started)                         # the benchmark
     patch.setattr(gradient_check, "run_check",                   # the whole grid
@@ -241,35 +256,30 @@ def test_digits_commands_never_traceback_nor_run_unbounded(argv, files, stubs):
     check_run(argv, files)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12: check still fails on shapes whose length "
-                   "does not match (see the strict list below, for grade); make this a plain "
-                   "test once they pass")
 @FUZZ
 @given(argv=argument_lists(OTHERS))
 def test_other_commands_never_traceback_nor_run_unbounded(argv, files, stubs):
     check_run(argv, files)
 
 
-def _finding(owner, argv, what, limit=LIMIT):
-    return pytest.param(argv, limit, marks=pytest.mark.xfail(
-        strict=True, reason=f"issue 12, for {owner}: {what}"), id=" ".join(argv))
+def _finding(argv, what, limit=LIMIT):
+    return pytest.param(argv, limit, id=" ".join(argv))
 
 
-@pytest.mark.parametrize("argv, limit", [
-    _finding("grade", ["check", "--x", "2,3,7,7,7,7", "--w", "4,3,3,3,3,3"],
+@pytest.mark.parametrize("argv, limit", [          # what each one did before issue 12's fix
+    _finding(["check", "--x", "2,3,7,7,7,7", "--w", "4,3,3,3,3,3"],
              "AttributeError (no conv4d)"),
-    _finding("grade", ["check", "--x", "5,5", "--w", "5,5"], "AttributeError (no conv0d)"),
-    _finding("grade", ["check", "--x", "1", "--w", "4,3,3,3,3,3", "--transposed"],
+    _finding(["check", "--x", "5,5", "--w", "5,5"], "AttributeError (no conv0d)"),
+    _finding(["check", "--x", "1", "--w", "4,3,3,3,3,3", "--transposed"],
              "AttributeError (no conv_transpose-1d)"),
-    _finding("grade", ["check", "--x", "2,3,7,7", "--w", "0", "--transposed"], "IndexError"),
-    _finding("grade", ["check", "--x", "4", "--w", "1,1,3", "--transposed", "--groups",
-                       "4294967296"], "NumPy's 'Unable to allocate 32.0 GiB'"),
-    _finding("grade", ["check", "--x", "1,1,4,4", "--w", "1,1,100000,100000", "--padding",
-                       "1"], "NumPy's 'Unable to allocate 74.5 GiB'"),
+    _finding(["check", "--x", "2,3,7,7", "--w", "0", "--transposed"], "IndexError"),
+    _finding(["check", "--x", "4", "--w", "1,1,3", "--transposed", "--groups",
+              "4294967296"], "NumPy's 'Unable to allocate 32.0 GiB'"),
+    _finding(["check", "--x", "1,1,4,4", "--w", "1,1,100000,100000", "--padding",
+              "1"], "NumPy's 'Unable to allocate 74.5 GiB'"),
 ])
 def test_known_findings_in_other_commands(argv, limit, files, stubs):
-    """Found by the fuzzing above (and issue 12); strict, so that a fix shows as XPASS and
-    the mark can go."""
+    """Found by the fuzzing above (and issue 12), fixed; kept as plain tests."""
     check_run(argv, files, limit)
 
 
@@ -284,6 +294,8 @@ def test_known_findings_in_other_commands(argv, limit, files, stubs):
     ["train", "--out", "@text"], ["train", "--out", "@proc"], ["demo", "--out", "@text"],
     ["train", "--epochs", "1001"], ["train", "--seed", "4294967296"],
     ["train", "--lr", "inf"], ["demo", "--epochs", "99999999999999999999"],
+    ["grade", "@layer"], ["grade", "@missing"], ["grade", "@folder"], ["grade"],
+    ["grade", "@layer", "--json", "@proc"], ["grade", "@layer", "--timeout", "0"],
 ])
 def test_chosen_command_lines(argv, files, stubs):
     check_run(argv, files)
@@ -371,12 +383,6 @@ def _undescribed(name) -> list:
     return missing
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(
-        strict=False, reason={"check": "for grade: --output-padding and --no-bias have no "
-                                       "description",
-                              "bench": "for speed: --dtype and --repeats say only their "
-                                       "default"}[name]))
-    if name in ("check", "bench") else name for name in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_every_option_says_what_it_is(name):
     assert _undescribed(name) == []

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["central_difference", "numerical_gradient", "rel_error", "gradcheck",
-           "gradgradcheck", "GradcheckReport", "InputReport"]
+__all__ = ["central_difference", "directional_derivative", "numerical_gradient", "rel_error",
+           "gradcheck", "gradgradcheck", "GradcheckReport", "InputReport"]
 
 
 def rel_error(a, b) -> float:
@@ -60,16 +60,35 @@ def central_difference(loss, a: np.ndarray, index, h: float) -> float:
     return (plus - minus) / (2 * h)
 
 
-def numerical_gradient(f, a: np.ndarray, dy=None, h: float = 1e-6) -> np.ndarray:
+def directional_derivative(loss, a: np.ndarray, v: np.ndarray, h: float) -> float:
+    """(loss() with a + h v  -  loss() with a - h v) / 2h: the derivative along v.
+
+    ``a`` is changed in place and restored exactly afterwards, also when ``loss`` raises.
+    """
+    original = a.copy()
+    try:
+        a[...] = original + h * v
+        plus = loss()
+        a[...] = original - h * v
+        minus = loss()
+    finally:
+        a[...] = original
+    return (plus - minus) / (2 * h)
+
+
+def numerical_gradient(f, a: np.ndarray, dy=None, h: float = 1e-6, progress=None) -> np.ndarray:
     """Central differences of L = sum(f() * dy) (or f() itself when dy is None) w.r.t. a.
 
     ``f`` takes no arguments and reads ``a``, which is perturbed in place one entry at a
-    time and restored exactly afterwards, also when ``f`` raises.
+    time and restored exactly afterwards, also when ``f`` raises. ``progress``, when
+    given, is called with 2 (the calls of f made) after each entry.
     """
     loss = (lambda: float(f())) if dy is None else (lambda: _scalar(f(), dy))
     grad = np.zeros(a.shape, dtype=np.float64)
     for index in np.ndindex(*a.shape):
         grad[index] = central_difference(loss, a, index, h)
+        if progress is not None:
+            progress(2)
     return grad
 
 
@@ -222,18 +241,10 @@ def gradcheck(forward, backward, inputs, *, dy=None, mode: str = "auto", h: floa
             analytic = grad
         else:
             analytic, numeric = np.empty(directions), np.empty(directions)
-            original = a.copy()
             for d in range(directions):
                 v = rng.standard_normal(a.shape)
                 v /= max(np.linalg.norm(v), 1e-300)
-                try:
-                    a[...] = original + h * v
-                    plus = loss()
-                    a[...] = original - h * v
-                    minus = loss()
-                finally:
-                    a[...] = original
-                numeric[d] = (plus - minus) / (2 * h)
+                numeric[d] = directional_derivative(loss, a, v, h)
                 analytic[d] = np.sum(grad * v)
         report.inputs.append(_compare(names[i], a.shape, mode, analytic, numeric, rtol, atol))
     return report

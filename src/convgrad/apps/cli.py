@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convgrad",
         description="The convolution layer, forward and backward, correct for every "
         "geometry: train a small CNN on digits (demo, train, predict), check gradients "
-        "(check), time it against PyTorch (bench) and derive its backward pass (explain)."
+        "(check), grade your own conv layer and name its mistake (grade), time it against "
+        "PyTorch (bench) and derive and explore its backward pass (explain)."
         "\n\nconvgrad COMMAND --help describes each command and its options.")
     parser.add_argument("--version", action="version", version=f"convgrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",

@@ -2,4 +2,4 @@
 parser to the subparsers and sets ``run`` to the function that does the work."""
 
 # the order in which `convgrad --help` lists them
-NAMES = ("demo", "train", "predict", "check", "bench", "explain")
+NAMES = ("demo", "train", "predict", "check", "grade", "bench", "explain")
