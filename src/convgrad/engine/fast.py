@@ -12,15 +12,18 @@ measured fastest somewhere (:func:`_layout`, BENCHMARKS.md):
     "channels"  cols (G, n*P, C/G*K), channels last (:mod:`.channels_last`): short output
                 rows (small maps), where the other layouts copy rows a few elements long
 
-How much scratch each needs and how the batch is chunked is :mod:`.plan`.
+How much scratch each needs and how the batch is chunked is :mod:`.plan`. Where the
+"rows" layout would run on a 2-D stride-1 geometry with one group, the forward pass and
+dx go to :mod:`.kernel_rows` instead (x lowered along W only), which was measured faster.
 
 The backward pass is the same machinery with the roles swapped (docs/math.md):
 
 * dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads (a
   layer of :mod:`convgrad.nn` may keep them from its forward pass: :class:`.columns.ColumnCache`);
-* dx at stride 1 is a forward correlation of the padded dy with the rotated filters
-  (:func:`forward` called again with roles swapped) when that is cheaper; otherwise
-  dx = col2im(w^T @ dy), col2im being the adjoint of im2col.
+* dx by kernel rows where they apply; else, at stride 1, a forward correlation of the
+  padded dy with the rotated filters (:func:`forward` called again with roles swapped)
+  when that is cheaper; otherwise dx = col2im(w^T @ dy), col2im being the adjoint of
+  im2col.
 
 A 1x1 kernel at stride 1 without padding needs no columns at all: x itself is the
 matrix. The batch is processed in chunks sized by :mod:`convgrad.memory`, counting every
@@ -316,7 +319,7 @@ def _swap_pays(g: ConvGeometry) -> bool:
 
 def _kernel_rows_input(g: ConvGeometry) -> bool:
     """dx by kernel rows (:mod:`.kernel_rows`) where the forward would use the "rows"
-    layout: measured 0.6-0.75x the time of col2im (W2, the CIFAR-sized model's second
+    layout: measured 0.6-0.76x the time of col2im (W2, the CIFAR-sized model's second
     layer) and of the swapped correlation (W3) (BENCHMARKS.md)."""
     return (not _is_pointwise(g) and _layout(g) == "rows" and kernel_rows.applies(g)
             and kernel_rows.fits(g, True))

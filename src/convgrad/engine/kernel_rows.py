@@ -20,7 +20,7 @@ with xp the input zero-padded (Hp = H + top + bottom rows), d the dilation, lo t
 leading padding; only stride 1 (along both axes) and one group. The forward product
 also computes the Hp - H' rows that no output needs (Hp/H' more arithmetic: 1.06x on
 32x32 maps with padding 1, 1.125x on 16x16); it was measured faster nonetheless (the
-CIFAR-sized model's second layer forward 0.8-0.9x, dx 0.6-0.75x; W2's dx 0.6x), and
+CIFAR-sized model's second layer forward 0.8-0.9x, dx 0.66-0.76x; W2's dx 0.6x), and
 dx replaces col2im or the swapped correlation. The weight gradient stays im2col's
 (dw over kernel rows was measured no faster).
 
