@@ -47,7 +47,10 @@ def test_conv_backward_numerical(conv_param, x_shape, forward, backward):
     dw_num = eval_numerical_gradient_array(lambda w: forward(x, w, b, conv_param)[0], w, dout)
     db_num = eval_numerical_gradient_array(lambda b: forward(x, w, b, conv_param)[0], b, dout)
     dx, dw, db = backward(dout, cache)
-    assert rel_error(dx, dx_num) < 1e-7   # the course sees ~1e-8 on its check
+    # the course sees ~1e-8 on its check; central differences with h = 1e-5 carry about
+    # 2e-10 of rounding noise, ~1e-7 relative on an entry of dx near 1e-3 (this seed has
+    # one: 5.6e-8 or 1.1e-7 depending on the forward's order of summation)
+    assert rel_error(dx, dx_num) < 2e-7
     assert rel_error(dw, dw_num) < 1e-8
     assert rel_error(db, db_num) < 1e-8
 

@@ -192,22 +192,47 @@ def test_huge_padding_with_a_small_output_needs_no_padded_copy_in_the_fast_engin
 
 def test_input_gradient_falls_back_to_col2im_within_the_budget():
     """dx at stride 1 with F <= C prefers the swapped correlation (F*K rows over the input's
-    positions); under a budget it does not fit, col2im (C*K rows over the output's) is
-    used instead."""
+    positions) where kernel rows do not apply (here: groups); under a budget it does not
+    fit, col2im (C*K rows over the output's) is used instead."""
     from convgrad.engine import fast
     from convgrad.geometry import conv_geometry
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((1, 4, 12, 12)), rng.standard_normal((4, 4, 3, 3))
+    x, w = rng.standard_normal((1, 4, 12, 12)), rng.standard_normal((4, 1, 3, 3))
     dy = rng.standard_normal((1, 4, 10, 10))
-    _, _, _, g = conv_geometry(x, w, nd=2)
-    expected = cg.conv2d_backward(dy, x, w)[0]
+    _, _, _, g = conv_geometry(x, w, nd=2, groups=4)
+    expected = cg.conv2d_backward(dy, x, w, groups=4)[0]
     # swapped: 36 rows x 144 input positions, and the rotated filters with their finiteness
-    # mask (2 x 144): 5472 elements. col2im: 36 rows x 100 output positions and NumPy's
+    # mask: over 5184 elements. col2im: 36 rows x 100 output positions and NumPy's
     # buffers for the additions (3 x 4 x 100): 4800 elements.
     col2im_sample = 8 * (36 * 100 + 3 * 4 * 100)
     with cg.memory_budget(col2im_sample):
         np.testing.assert_allclose(fast.grad_input(dy, w, g), expected, rtol=1e-12,
                                    atol=1e-12)
+    with cg.memory_budget(col2im_sample - 1), pytest.raises(MemoryError,
+                                                            match="the input gradient"):
+        fast.grad_input(dy, w, g)
+
+
+def test_kernel_rows_input_gradient_falls_back_to_col2im_within_the_budget():
+    """dx prefers kernel rows (engine/kernel_rows.py) where they apply; under a budget
+    their scratch does not fit, col2im is used instead."""
+    from convgrad.engine import fast, kernel_rows
+    from convgrad.geometry import conv_geometry
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((1, 1, 12, 12)), rng.standard_normal((8, 1, 3, 3))
+    dy = rng.standard_normal((1, 8, 10, 10))
+    _, _, _, g = conv_geometry(x, w, nd=2)
+    assert fast._kernel_rows_input(g)
+    expected = cg.conv2d_backward(dy, x, w)[0]
+    # kernel rows: dy lowered along W (8*3 rows x 10*12), the product (1*3 x 10*12), the
+    # summed rows (12*12), w rearranged (72): 3456 elements. col2im: 9 rows x 100 output
+    # positions and NumPy's buffers for the additions (3 x 1 x 100): 1200 elements.
+    assert sum(kernel_rows._sizes(g, True)) == 3456
+    col2im_sample = 8 * (9 * 100 + 3 * 100)
+    for budget in (8 * 3456, col2im_sample):
+        with cg.memory_budget(budget):
+            np.testing.assert_allclose(fast.grad_input(dy, w, g), expected, rtol=1e-12,
+                                       atol=1e-12)
     with cg.memory_budget(col2im_sample - 1), pytest.raises(MemoryError,
                                                             match="the input gradient"):
         fast.grad_input(dy, w, g)

@@ -243,16 +243,65 @@ def _layer_and_data(dtype=np.float64, seed=0, **kw):
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=(1, 0)),
                                 dict(dilation=2, padding="same")])
 def test_kept_columns_give_the_functional_gradients_and_are_freed(kw):
+    """The kept columns give the functional's gradients; after the backward pass only
+    their buffer stays (the spare, still counted), which the next forward pass writes
+    into; eval mode frees it."""
     layer, x, rng = _layer_and_data(**kw)
-    y = layer.forward(x)
-    assert layer._columns.nbytes > 0 and memory.kept_bytes() == layer._columns.nbytes
-    dy = rng.standard_normal(y.shape)
-    dx = layer.backward(dy)
+    for step in range(2):
+        y = layer.forward(x)
+        kept = layer._columns._kept.array
+        assert layer._columns.nbytes > 0 and memory.kept_bytes() == layer._columns.nbytes
+        if step == 1:
+            assert kept is spare                # the same memory, written again
+        dy = rng.standard_normal(y.shape)
+        dx = layer.backward(dy)
+        assert layer._columns.nbytes == 0
+        spare = layer._columns._spare.array
+        assert spare is kept and memory.kept_bytes() == spare.nbytes
+        edx, edw, edb = cg.conv2d_backward(dy, x, layer.weight.data, layer.bias.data, **kw)
+        np.testing.assert_array_equal(dx, edx)
+        np.testing.assert_array_equal(layer.weight.grad, edw)
+        np.testing.assert_array_equal(layer.bias.grad, edb)
+        layer.zero_grad()
+    layer.eval()
+    layer.forward(x)
     assert memory.kept_bytes() == 0
-    edx, edw, edb = cg.conv2d_backward(dy, x, layer.weight.data, layer.bias.data, **kw)
-    np.testing.assert_array_equal(dx, edx)
-    np.testing.assert_array_equal(layer.weight.grad, edw)
-    np.testing.assert_array_equal(layer.bias.grad, edb)
+
+
+def test_spare_buffers_are_bounded_copied_empty_and_given_up_for_room():
+    """All layers' spares together stay within SPARE_MAX_BYTES; a copy of a layer (as
+    Dask's replicas make) gets an empty cache and leaves the accounting intact; a call
+    that needs the room takes it from the spares too."""
+    import copy
+    from convgrad.engine import columns
+    layers = [_layer_and_data(padding=1, seed=i)[0] for i in range(3)]
+    x = np.random.default_rng(0).standard_normal((4, 3, 10, 9))
+    per_layer = 4 * 27 * 90 * 8
+    try:
+        columns.SPARE_MAX_BYTES, before = 2 * per_layer, columns.SPARE_MAX_BYTES
+        for layer in layers:
+            layer.backward(np.ones(layer.forward(x).shape))
+        assert columns.spare_bytes() == 2 * per_layer == memory.kept_bytes()
+        assert layers[2]._columns._spare is None
+    finally:
+        columns.SPARE_MAX_BYTES = before
+    twin = copy.deepcopy(layers[0])
+    assert twin._columns._spare is None and twin._columns._kept is None
+    del twin
+    assert memory.kept_bytes() == 2 * per_layer
+    with cg.memory_budget(per_layer + 100):   # one sample of this call needs more
+        cg.conv2d(x, np.ones((8, 3, 3, 3)), padding=1)
+    assert memory.kept_bytes() == 0 and columns.spare_bytes() == 0
+    y = layers[0].forward(x)                   # and the layer works on
+    dy = np.ones(y.shape)
+    layers[0].zero_grad()
+    layers[0].backward(dy)
+    _, edw, _ = cg.conv2d_backward(dy, x, layers[0].weight.data, layers[0].bias.data,
+                                   padding=1)
+    np.testing.assert_array_equal(layers[0].weight.grad, edw)
+    for layer in layers:
+        layer.eval()
+        layer.forward(x)
 
 
 def test_eval_mode_and_transposed_layers_keep_nothing():

@@ -13,6 +13,10 @@ initial weights. Before timing, both are trained a few steps on the same data an
 losses compared (float32: relative 1e-4, float64: 1e-9): a speed comparison between two
 programs that compute different things would mean nothing.
 
+Both skip the gradient with respect to the input images, which a training step does not
+need: torch.nn because x does not require grad, convgrad.nn through
+``Sequential.backward(dy, input_grad=False)``.
+
 Timing (:mod:`convgrad.apps.timing`): interleaved pairs, one block of steps of each in
 turn; each block long enough for the clock; the figure per step is the median over pairs
 with the min and max; the ratio is the median of the per-pair ratios.
@@ -104,7 +108,7 @@ def build_pair(torch, model: str, batch: int, dtype: str, seed: int = 0) -> Pair
     def step_ours():
         opt.zero_grad()
         loss = loss_fn.forward(ours.forward(x), labels)
-        ours.backward(loss_fn.backward())
+        ours.backward(loss_fn.backward(), input_grad=False)   # as torch: x needs no grad
         opt.step()
         return loss
 

@@ -200,8 +200,8 @@ def _fit(data, *, epochs, batch_size, lr, optimizer, seed, dtype, progress, echo
                 loss, logits = step_gradients(x[batch], y[batch])
             _check_finite(loss, f"at step {step} of {total_steps} (epoch {epoch + 1} of "
                           f"{epochs})", lr, bar)
-            if step_gradients is None:
-                model.backward(loss_fn.backward())
+            if step_gradients is None:            # the images need no gradient
+                model.backward(loss_fn.backward(), input_grad=False)
             opt.step()
             loss_sum += loss * len(batch)
             correct += int((logits.argmax(axis=1) == y[batch]).sum())

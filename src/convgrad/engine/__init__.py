@@ -6,7 +6,8 @@
 
 :mod:`.reference` runs them as loops that read like the equations (docs/math.md),
 :mod:`.fast` as im2col + GEMM on BLAS over the columns built by :mod:`.lowering` (or,
-for small maps, :mod:`.channels_last`), planned within the memory budget by :mod:`.plan`,
+for small maps, :mod:`.channels_last`; for 2-D stride-1 forward passes and input
+gradients, :mod:`.kernel_rows`), planned within the memory budget by :mod:`.plan`,
 optionally reusing a layer's forward columns (:mod:`.columns`); :mod:`.winograd` as
 Winograd F(2x2, 3x3) for 3x3 stride-1 2-D geometries; and :mod:`.auto` picks, per
 geometry, the one measured fastest.

@@ -12,15 +12,18 @@ measured fastest somewhere (:func:`_layout`, BENCHMARKS.md):
     "channels"  cols (G, n*P, C/G*K), channels last (:mod:`.channels_last`): short output
                 rows (small maps), where the other layouts copy rows a few elements long
 
-How much scratch each needs and how the batch is chunked is :mod:`.plan`.
+How much scratch each needs and how the batch is chunked is :mod:`.plan`. Where the
+"rows" layout would run on a 2-D stride-1 geometry with one group, the forward pass and
+dx go to :mod:`.kernel_rows` instead (x lowered along W only), which was measured faster.
 
 The backward pass is the same machinery with the roles swapped (docs/math.md):
 
 * dw = dy @ cols^T: x correlated with dy, over the very columns the forward reads (a
   layer of :mod:`convgrad.nn` may keep them from its forward pass: :class:`.columns.ColumnCache`);
-* dx at stride 1 is a forward correlation of the padded dy with the rotated filters
-  (:func:`forward` called again with roles swapped) when that is cheaper; otherwise
-  dx = col2im(w^T @ dy), col2im being the adjoint of im2col.
+* dx by kernel rows where they apply; else, at stride 1, a forward correlation of the
+  padded dy with the rotated filters (:func:`forward` called again with roles swapped)
+  when that is cheaper; otherwise dx = col2im(w^T @ dy), col2im being the adjoint of
+  im2col.
 
 A 1x1 kernel at stride 1 without padding needs no columns at all: x itself is the
 matrix. The batch is processed in chunks sized by :mod:`convgrad.memory`, counting every
@@ -35,9 +38,10 @@ import numpy as np
 
 from ..geometry import ConvGeometry
 from ..memory import available, check_fits
-from . import channels_last, columns
+from . import channels_last, columns, kernel_rows
 from .lowering import col2im, im2col
-from .plan import Plan, col2im_needs, forward_needs, weight_needs, weight_size
+from .plan import (KEEP_MAX_BYTES, Plan, col2im_needs, forward_needs, weight_needs,
+                   weight_size)
 
 __all__ = ["forward", "grad_input", "grad_weight", "check_backward"]
 
@@ -100,11 +104,12 @@ def _by_group(a: np.ndarray, groups: int, out: np.ndarray | None = None) -> np.n
 # The three maps
 
 
-def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0) -> Plan:
+def _forward_plan(g: ConvGeometry, what: str, keep: bool = False, held: int = 0,
+                  reusable: int = 0) -> Plan:
     layout = _layout(g)
     extra, fixed = forward_needs(g, layout)
     return Plan(g, what, layout, extra, fixed + held, keep=keep,
-                 keep_needs=weight_needs(g, layout) if keep else (0, 0))
+                 keep_needs=weight_needs(g, layout) if keep else (0, 0), reusable=reusable)
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
@@ -122,7 +127,24 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
         return y
     cache = columns.active()
     record = cache is not None and cache._recording
-    plan = _forward_plan(g, what, keep=record, held=held)
+    # the layer's spare buffer (columns.py) will hold the kept columns: not extra memory
+    reusable = cache.spare_nbytes() if record else 0
+    plan = None
+    if _kernel_rows_forward(g, held):
+        if record and _keepable(g):           # the columns, kept, save dw its lowering
+            plan = _forward_plan(g, what, keep=True, held=held, reusable=reusable)
+        if plan is None or not plan.keep:
+            if record:
+                cache._recording = False
+                cache.drop_spare()
+            return kernel_rows.forward(x, w, g, what, held)
+    if plan is None:
+        plan = _forward_plan(g, what, keep=record, held=held, reusable=reusable)
+    if record:
+        if plan.keep:
+            plan.use_columns(cache.reusable(plan.columns_nbytes(), g.dtype))
+        else:
+            cache.drop_spare()
     y = np.empty(g.y_shape, dtype=g.dtype)
     if plan.layout == "channels":
         _forward_channels_last(x, w, g, plan, y)
@@ -133,6 +155,21 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
         if plan.keep:
             cache._store(plan, x)
     return y
+
+
+def _kernel_rows_forward(g: ConvGeometry, held: int = 0) -> bool:
+    """Kernel rows (:mod:`.kernel_rows`) instead of the "rows" layout's im2col (unless a
+    layer keeps the columns for its weight gradient, or one sample does not fit what the
+    budget leaves): measured 0.8-0.9x the time on the CIFAR-sized model's second layer
+    and W2 (BENCHMARKS.md)."""
+    return (kernel_rows.applies(g) and _layout(g) == "rows"
+            and kernel_rows.fits(g, False, held))
+
+
+def _keepable(g: ConvGeometry) -> bool:
+    """Whether the whole batch's columns are small enough to be kept (KEEP_MAX_BYTES)."""
+    sample_columns = g.in_channels * math.prod(g.kernel_size) * math.prod(g.out_size)
+    return 0 < g.batch * sample_columns * g.dtype.itemsize <= KEEP_MAX_BYTES
 
 
 def _forward_channels_last(x, w, g: ConvGeometry, plan: Plan, y) -> None:
@@ -280,9 +317,17 @@ def _swap_pays(g: ConvGeometry) -> bool:
     return (per_sample + 2 * weight_size(g)) * g.dtype.itemsize <= available()
 
 
+def _kernel_rows_input(g: ConvGeometry) -> bool:
+    """dx by kernel rows (:mod:`.kernel_rows`) where the forward would use the "rows"
+    layout: measured 0.6-0.76x the time of col2im (W2, the CIFAR-sized model's second
+    layer) and of the swapped correlation (W3) (BENCHMARKS.md)."""
+    return (not _is_pointwise(g) and _layout(g) == "rows" and kernel_rows.applies(g)
+            and kernel_rows.fits(g, True))
+
+
 def _input_plan(g: ConvGeometry) -> Plan | None:
-    """None when dx is the swapped correlation, else the col2im plan."""
-    if _is_pointwise(g) or _swap_pays(g):
+    """None when dx is the swapped correlation or kernel rows, else the col2im plan."""
+    if _is_pointwise(g) or _kernel_rows_input(g) or _swap_pays(g):
         return None
     layout = _layout(g)
     extra, fixed = col2im_needs(g, layout)
@@ -298,7 +343,11 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
                         _by_sample(dy, g.groups), _by_sample(dx, g.groups))
         return dx
     plan = _input_plan(g)
-    if plan is None and np.isfinite(w).all():
+    finite = plan is None and np.isfinite(w).all()
+    if finite and _kernel_rows_input(g):
+        # both multiply dy's zero fill by w: fine unless w holds an inf or a nan
+        return kernel_rows.grad_input(dy, w, g)
+    if finite and _swap_pays(g):
         # the swapped correlation multiplies dy's padding zeros by w: fine unless w holds
         # an inf or a nan (0 * inf = nan), where col2im, which adds only real terms, is used
         return forward(dy, _rotated_swapped(w, g.groups), _swapped_geometry(g),
@@ -352,6 +401,11 @@ def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
         return
     _weight_plan(g)
     if transposed:
-        _forward_plan(g, "the forward pass")
+        if _kernel_rows_forward(g):
+            kernel_rows.check_forward(g)
+        else:
+            _forward_plan(g, "the forward pass")
+    elif _kernel_rows_input(g):
+        kernel_rows.check_grad_input(g)
     elif _input_plan(g) is None:
         _forward_plan(_swapped_geometry(g), "the input gradient", held=2 * weight_size(g))

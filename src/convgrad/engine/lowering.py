@@ -27,10 +27,10 @@ import numpy as np
 
 from ..geometry import ConvGeometry
 
-__all__ = ["offset_windows", "im2col", "col2im"]
+__all__ = ["axis_window", "offset_windows", "im2col", "col2im"]
 
 
-def _axis_window(k, n_in, n_out, s, d, lo):
+def axis_window(k, n_in, n_out, s, d, lo):
     """Output slice and input slice of one axis for kernel offset k, or None if empty.
 
     Output index i reads input index s*i + d*k - lo, in bounds when 0 <= that < n_in.
@@ -57,7 +57,7 @@ def offset_windows(g: ConvGeometry):
     windows = []
     head = (slice(None), slice(None))
     for offset in np.ndindex(*g.kernel_size):
-        axes = [_axis_window(k, n_in, n_out, s, d, lo) for k, n_in, n_out, s, d, (lo, _)
+        axes = [axis_window(k, n_in, n_out, s, d, lo) for k, n_in, n_out, s, d, (lo, _)
                 in zip(offset, g.in_size, g.out_size, g.stride, g.dilation, g.padding)]
         if any(a is None for a in axes):
             windows.append((offset, None, None, ()))

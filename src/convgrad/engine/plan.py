@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..memory import Kept, check_fits, chunk_step, get_memory_budget, kept_bytes
+from ..memory import check_fits, chunk_step, get_memory_budget, kept_bytes
 from . import channels_last
 from .lowering import offset_windows
 
@@ -70,17 +70,18 @@ def col2im_needs(g, layout):
     return 0, ufunc_buffers(g)
 
 
-def _sizes(g, what, layout, extra, fixed, keep, keep_needs):
+def _sizes(g, what, layout, extra, fixed, keep, keep_needs, reusable=0):
     """A plan's sizes and chunks (:func:`_fitting_sizes`), after making sure one sample
     fits: a MemoryError naming the size, or kept buffers released, as
-    :func:`convgrad.memory.plan_chunks` does."""
+    :func:`convgrad.memory.plan_chunks` does. ``reusable``: bytes of kept scratch this
+    computation will write into (a layer's spare buffer), not counted as taken."""
     groups = g.groups
     sample_columns = groups * (g.in_channels // groups) * math.prod(g.kernel_size) \
         * math.prod(g.out_size)
     itemsize = g.dtype.itemsize
     check_fits((sample_columns + extra + fixed) * itemsize, what)
     return _fitting_sizes(g, layout, extra, fixed, keep, keep_needs, get_memory_budget(),
-                          kept_bytes())
+                          max(0, kept_bytes() - reusable))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -119,12 +120,23 @@ class Plan:
     """
 
     def __init__(self, g: ConvGeometry, what: str, layout: str, extra: int = 0,
-                 fixed: int = 0, keep: bool = False, keep_needs=(0, 0)):
+                 fixed: int = 0, keep: bool = False, keep_needs=(0, 0), reusable: int = 0):
         self.g, self.layout, self.extra = g, layout, extra
         (self.groups, self.f_per_group, self.rows, self.positions, self.sample_columns,
          self.step, self.chunks, self.windows, self.keep) = _sizes(
-            g, what, layout, extra, fixed, keep, keep_needs)
+            g, what, layout, extra, fixed, keep, keep_needs, reusable)
         self._columns = self._extra = None
+
+    def columns_nbytes(self) -> int:
+        """Bytes of the column buffer: the whole batch's when kept, else one chunk's."""
+        count = self.g.batch if self.keep else self.step
+        return self.sample_columns * count * self.g.dtype.itemsize
+
+    def use_columns(self, buffer) -> None:
+        """Write the columns into ``buffer`` (1-D, exactly :meth:`columns_nbytes`; None:
+        a new one)."""
+        if buffer is not None:
+            self._columns = buffer
 
     def columns(self, chunk: slice) -> np.ndarray:
         """The chunk's columns: (C, *K, n, *out) for "rows", (n, C, *K, *out) for
@@ -163,11 +175,6 @@ class Plan:
             start += size
         return views[0] if len(views) == 1 else views
 
-    def kept(self) -> Kept:
-        """The whole batch's columns, handed over to be kept between calls."""
-        kept = Kept(self._columns)
-        kept.plan = self
-        return kept
 
 
 def preferred_bytes(rows: int, positions: int, per_sample: int) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
+
 from .module import Module
 
 __all__ = ["Sequential"]
@@ -65,7 +67,26 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, dy):
-        for _, layer in reversed(self._layers):
+    def backward(self, dy, input_grad: bool = True):
+        """dx, from dy through every layer in reverse order.
+
+        ``input_grad=False``: the gradient with respect to the model's input is not
+        computed and None is returned (PyTorch skips it for an input that does not require
+        grad): the first layer adds only its parameters' gradients. A training step wants
+        this; the parameter gradients are the same.
+        """
+        if not isinstance(input_grad, (bool, np.bool_)):
+            raise TypeError(f"Sequential.backward: input_grad must be True or False, got "
+                            f"{input_grad!r}")
+        layers = [layer for _, layer in self._layers]
+        if not input_grad and layers:
+            for layer in reversed(layers[1:]):
+                dy = layer.backward(dy)
+            layers[0]._backward_parameters(dy)
+            return None
+        for layer in reversed(layers):
             dy = layer.backward(dy)
         return dy
+
+    def _backward_parameters(self, dy) -> None:
+        self.backward(dy, input_grad=False)

@@ -50,11 +50,18 @@ class Linear(Module):
         self._x = x
         y = x @ self.weight.data.T                             # (*, out_features)
         if self.bias is not None:
-            y = y + self.bias.data
+            y += self.bias.data                                # in place: y is new
         return y
 
-    @quiet_arithmetic
     def backward(self, dy):
+        return self._backward(dy, input_grad=True)
+
+    def _backward_parameters(self, dy) -> None:
+        """dweight and dbias only (the first layer of a model: no dx)."""
+        self._backward(dy, input_grad=False)
+
+    @quiet_arithmetic
+    def _backward(self, dy, input_grad: bool):
         x = self._saved(self._x)
         dy = self._grad(dy, x.shape[:-1] + (self.out_features,))
         dy_2d = dy.reshape(-1, self.out_features)              # (M, out), M = prod(*)
@@ -62,7 +69,7 @@ class Linear(Module):
         self.weight.grad += dy_2d.T @ x_2d                     # (out, in)
         if self.bias is not None:
             self.bias.grad += dy_2d.sum(axis=0)
-        return dy @ self.weight.data                           # (*, in_features)
+        return dy @ self.weight.data if input_grad else None   # (*, in_features)
 
     def extra_repr(self) -> str:
         text = f"in_features={self.in_features}, out_features={self.out_features}"

@@ -64,6 +64,13 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
+    def _backward_parameters(self, dy) -> None:
+        """The parameter gradients of ``backward(dy)`` when dx is not wanted (the first
+        layer of a model: ``Sequential.backward(dy, input_grad=False)``). This default
+        computes dx and drops it; layers whose dx costs real work (convolutions, Linear)
+        skip it."""
+        self.backward(dy)
+
     def _input(self, x) -> np.ndarray:
         """x as a float array in the dtype of the module's own parameters, if it has any.
 

@@ -150,6 +150,8 @@ class Adam(Optimizer):
         self.weight_decay = _number(weight_decay, "weight_decay", "Adam")
 
     def _update(self, p: Parameter, state: dict) -> None:
+        # The same operations in the same order as before (and as torch.optim.Adam), in
+        # place into one scratch array: no temporary per operation (BENCHMARKS.md).
         beta1, beta2 = self.betas
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
@@ -159,14 +161,22 @@ class Adam(Optimizer):
         if self.weight_decay:
             g = g + self.weight_decay * p.data
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (g - m) * (1 - beta1)                              # torch's lerp(m, g, 1 - beta1)
+        buf = np.subtract(g, m, out=np.empty_like(m))           # torch's lerp(m, g, 1 - beta1):
+        buf *= 1 - beta1                                        # m += (g - m) * (1 - beta1)
+        m += buf
         v *= beta2
-        v += (1 - beta2) * g * g
+        np.multiply(g, 1 - beta2, out=buf)                      # v += (1 - beta2) * g * g
+        buf *= g
+        v += buf
         bias_correction1 = 1 - beta1 ** t
         bias_correction2 = 1 - beta2 ** t
         step_size = self.lr / bias_correction1
-        denom = np.sqrt(v) / math.sqrt(bias_correction2) + self.eps
-        p.data -= (step_size * (m / denom)).astype(p.dtype, copy=False)
+        np.sqrt(v, out=buf)                                     # sqrt(v) / sqrt(bc2) + eps
+        buf /= math.sqrt(bias_correction2)
+        buf += self.eps
+        np.divide(m, buf, out=buf)                              # step_size * (m / denom)
+        buf *= step_size
+        p.data -= buf
 
     def __repr__(self) -> str:
         return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
