@@ -46,6 +46,7 @@ from .memory import get_memory_budget, memory_budget, set_memory_budget
 __version__ = "0.1.0"
 
 __all__ = [*_functional.__all__, "get_memory_budget", "set_memory_budget", "memory_budget"]
+del _functional                  # only the list above was wanted (help() would show the alias)
 
 _LAZY_SUBMODULES = ("nn", "cs231n", "gradcheck", "pooling")
 
