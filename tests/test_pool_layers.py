@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convgrad import cs231n, nn, pooling
 from helpers import rel_err, torch
@@ -130,6 +132,49 @@ def test_relu_vs_torch_with_nan_inf_and_zeros():
         y, dx = layer.forward(x), layer.backward(dy)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_array_equal(dx, tx.grad.numpy())    # NaN input passes its gradient
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+       dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+       dy_dtype=st.sampled_from([None, np.float32, np.float64]),
+       transposed_dy=st.booleans(), seed=st.integers(0, 2**16))
+def test_relu_bitwise_equal_to_torch(shape, dtype, dy_dtype, transposed_dy, seed):
+    """The backward's bit mask (engine: dy AND -1/0) against torch.relu's gradient, bit
+    for bit (signed zeros too), with NaN, +-Inf and +-0 in x and dy, over drawn shapes,
+    dtypes, a dy of another float dtype and a non-contiguous dy."""
+    rng = np.random.default_rng(seed)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0])
+    x = rng.standard_normal(shape)
+    x = np.where(rng.random(x.shape) < 0.3, rng.choice(special, size=x.shape), x)
+    x = x.astype(dtype)
+    dy = rng.standard_normal(shape[::-1] if transposed_dy else shape)
+    dy = np.where(rng.random(dy.shape) < 0.3, rng.choice(special, size=dy.shape), dy)
+    dy = dy.astype(dy_dtype or dtype)
+    if transposed_dy:
+        dy = dy.T                                            # a view, not C-contiguous
+    layer = nn.ReLU()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    torch.relu(tx).backward(torch.from_numpy(np.ascontiguousarray(dy)).to(tx.dtype))
+    truth = tx.grad.numpy()
+    assert dx.dtype == dy.dtype and dx.shape == x.shape
+    np.testing.assert_array_equal(y, torch.relu(torch.from_numpy(x)).numpy())
+    np.testing.assert_array_equal(dx.astype(truth.dtype), truth)
+    closed = ~(y != 0)
+    assert not np.signbit(dx[closed]).any()                  # +0, as torch's threshold
+
+
+def test_relu_integer_dy():
+    """Integer dy is taken as float64 (Module._grad), then masked like any other."""
+    layer = nn.ReLU()
+    layer.forward(np.array([-1.0, 0.0, 2.0, np.nan]))
+    dx = layer.backward(np.array([5, 6, 7, 8]))
+    assert dx.dtype == np.float64
+    np.testing.assert_array_equal(dx, [0.0, 0.0, 7.0, 8.0])
 
 
 def test_relu_float32_kept():
