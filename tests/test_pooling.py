@@ -392,8 +392,13 @@ def test_max_pool_backward_nonfinite_dy_vs_torch(kernel, stride, pad, size, dtyp
     kw = dict(kernel_size=kernel, stride=stride, padding=kernel // 2 if pad else 0)
     y, offsets = pooling.max_pool_offsets(x, **kw)
     dy = rng.standard_normal(y.shape)
-    dy = np.where(rng.random(y.shape) < 0.3,
-                  rng.choice([np.nan, np.inf, -np.inf, -0.0], size=y.shape), dy)
+    flat = dy.reshape(-1)                  # each special at least once, at drawn places
+    special = np.array([np.nan, np.inf, -np.inf, -0.0])
+    spots = rng.permutation(flat.size)
+    flat[spots[:special.size]] = special[:flat.size]
+    rest = spots[special.size:]
+    rest = rest[rng.random(rest.size) < 0.3]
+    flat[rest] = rng.choice(special, size=rest.size)
     dy = dy.astype(dy_dtype or dtype)
     tx = torch.tensor(x.astype(np.float64), requires_grad=True)
     F.max_pool2d(tx, **kw).backward(torch.tensor(dy.astype(np.float64)))
