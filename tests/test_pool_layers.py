@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convgrad import cs231n, nn, pooling
 from helpers import rel_err, torch
@@ -130,6 +132,99 @@ def test_relu_vs_torch_with_nan_inf_and_zeros():
         y, dx = layer.forward(x), layer.backward(dy)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_array_equal(dx, tx.grad.numpy())    # NaN input passes its gradient
+
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0])
+
+
+def with_specials(rng, shape, specials=SPECIAL):
+    """Standard normals of ``shape`` in which every special value sits at least once (at
+    places drawn without replacement; the array needs size >= len(specials)) and about a
+    third of the rest is drawn from the specials too."""
+    a = rng.standard_normal(shape)
+    flat = a.reshape(-1)
+    assert flat.size >= len(specials)
+    spots = rng.permutation(flat.size)
+    flat[spots[:len(specials)]] = specials
+    extra = spots[len(specials):]
+    extra = extra[rng.random(extra.size) < 0.3]
+    flat[extra] = rng.choice(specials, size=extra.size)
+    return a
+
+
+def relu_grad_torch(x, dy):
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    torch.relu(tx).backward(torch.from_numpy(np.ascontiguousarray(dy)).to(tx.dtype))
+    return tx.grad.numpy()
+
+
+def relu_forward_backward(x, dy):
+    layer = nn.ReLU()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+    assert dx.dtype == dy.dtype and dx.shape == x.shape
+    return y, dx
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("dy_dtype", [None, np.float32, np.float64])
+@pytest.mark.parametrize("transposed_dy", [False, True])
+def test_relu_every_special_pair_bitwise_equal_to_torch(dtype, dy_dtype, transposed_dy):
+    """Every (x, dy) pair of NaN, +-Inf, +-0, +-1 meets once: the backward's bit mask
+    (dy AND -1/0) gives torch.relu's gradient bit for bit, signed zeros too: an open
+    entry keeps dy's bits (dy = -0 stays -0, NaN stays NaN), a closed one is +0 even for
+    dy = NaN or Inf, where a product would leak NaN."""
+    xs, dys = np.meshgrid(SPECIAL, SPECIAL, indexing="ij")    # x row i meets every dy
+    x = xs.astype(dtype)
+    dy = dys.astype(dy_dtype or dtype)
+    if transposed_dy:
+        dy = np.ascontiguousarray(dy.T).T                     # same values, F-ordered view
+        assert not dy.flags.c_contiguous
+    y, dx = relu_forward_backward(x, dy)
+    truth = relu_grad_torch(x, dy)
+    np.testing.assert_array_equal(y, torch.relu(torch.from_numpy(x)).numpy())
+    np.testing.assert_array_equal(np.signbit(dx.astype(truth.dtype)), np.signbit(truth))
+    np.testing.assert_array_equal(dx.astype(truth.dtype), truth)
+    closed = np.isin(SPECIAL, [0.0, -np.inf, -1.0])           # x <= 0 (+-0 both)
+    assert not np.signbit(dx[closed]).any() and not dx[closed].any()
+    open_ = ~closed
+    np.testing.assert_array_equal(dx[open_].view(np.uint8),   # dy's bits, untouched
+                                  np.ascontiguousarray(dy[open_]).view(np.uint8))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4)
+       .filter(lambda s: np.prod(s) >= len(SPECIAL)),
+       dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+       dy_dtype=st.sampled_from([None, np.float32, np.float64]),
+       transposed_dy=st.booleans(), seed=st.integers(0, 2**16))
+def test_relu_bitwise_equal_to_torch(shape, dtype, dy_dtype, transposed_dy, seed):
+    """Drawn shapes, dtypes, a dy of another float dtype and a non-contiguous dy, with
+    every special value (NaN, +-Inf, +-0, +-1) in both x and dy at drawn places: the
+    backward bit for bit against torch.relu's gradient."""
+    rng = np.random.default_rng(seed)
+    x = with_specials(rng, shape).astype(dtype)
+    dy = with_specials(rng, shape[::-1] if transposed_dy else shape)
+    dy = dy.astype(dy_dtype or dtype)
+    if transposed_dy:
+        dy = dy.T                                            # a view, not C-contiguous
+    y, dx = relu_forward_backward(x, dy)
+    truth = relu_grad_torch(x, dy)
+    np.testing.assert_array_equal(y, torch.relu(torch.from_numpy(x)).numpy())
+    np.testing.assert_array_equal(dx.astype(truth.dtype), truth)
+    closed = ~(y != 0)
+    assert not np.signbit(dx[closed]).any()                  # +0, as torch's threshold
+
+
+def test_relu_integer_dy():
+    """Integer dy is taken as float64 (Module._grad), then masked like any other."""
+    layer = nn.ReLU()
+    layer.forward(np.array([-1.0, 0.0, 2.0, np.nan]))
+    dx = layer.backward(np.array([5, 6, 7, 8]))
+    assert dx.dtype == np.float64
+    np.testing.assert_array_equal(dx, [0.0, 0.0, 7.0, 8.0])
 
 
 def test_relu_float32_kept():

@@ -376,3 +376,37 @@ def test_errors_name_the_value(call, message):
 def test_unbatched_dy_must_be_unbatched():
     with pytest.raises(ValueError, match=r"dy must have the output's shape \(2, 2, 2\)"):
         pooling.max_pool2d_backward(np.zeros((1, 2, 2, 2)), np.zeros((2, 4, 4)), 2)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kernel=st.integers(1, 3), stride=st.integers(1, 3), pad=st.booleans(),
+       size=st.integers(3, 7), dtype=st.sampled_from([np.float32, np.float64]),
+       dy_dtype=st.sampled_from([None, np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_max_pool_backward_nonfinite_dy_vs_torch(kernel, stride, pad, size, dtype, dy_dtype,
+                                                 seed):
+    """dy holding NaN and +-Inf (the backward's bit masks: a product would leak
+    0 * Inf = NaN into the taps not chosen), disjoint and overlapping windows, a dy of
+    another float dtype, from the offsets the layers keep and from PyTorch's indices."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (2, 3, size, size + 1)).astype(dtype)       # ties
+    kw = dict(kernel_size=kernel, stride=stride, padding=kernel // 2 if pad else 0)
+    y, offsets = pooling.max_pool_offsets(x, **kw)
+    dy = rng.standard_normal(y.shape)
+    flat = dy.reshape(-1)                  # each special at least once, at drawn places
+    special = np.array([np.nan, np.inf, -np.inf, -0.0])
+    spots = rng.permutation(flat.size)
+    flat[spots[:special.size]] = special[:flat.size]
+    rest = spots[special.size:]
+    rest = rest[rng.random(rest.size) < 0.3]
+    flat[rest] = rng.choice(special, size=rest.size)
+    dy = dy.astype(dy_dtype or dtype)
+    tx = torch.tensor(x.astype(np.float64), requires_grad=True)
+    F.max_pool2d(tx, **kw).backward(torch.tensor(dy.astype(np.float64)))
+    truth = tx.grad.numpy()
+    _, indices = pooling.max_pool(x, return_indices=True, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for record in (dict(offsets=offsets), dict(indices=indices), {}):
+            dx = pooling.max_pool_backward(dy, stand_in(x) if record else x, **kw, **record)
+            assert dx.dtype == np.result_type(x, dy)
+            same(dx.astype(np.float64), truth, tol=TOL if dx.dtype == np.float64 else 1e-6)

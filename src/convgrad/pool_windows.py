@@ -161,25 +161,30 @@ def _first_inside(g: PoolGeometry) -> np.ndarray:
     return np.ravel_multi_index(np.meshgrid(*per_axis, indexing="ij"), g.kernel_size)
 
 
+_BITS = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
 def max_backward(dy: np.ndarray, offsets: np.ndarray, g: PoolGeometry, dtype) -> np.ndarray:
-    """dx (N, C, *in): each dy entry sent to its window's chosen tap."""
+    """dx (N, C, *in): each dy entry sent to its window's chosen tap.
+
+    Per tap, dy's bits AND a mask of -1 (the tap was chosen) or 0, sign-extended to dy's
+    width: exact for Inf and NaN without a check of dy (a product dy * chosen would leak
+    0 * Inf = NaN into the taps not chosen).
+    """
     dxp = _new_gradient(g, dtype)
     disjoint = _windows_disjoint(g)
-    finite = bool(np.isfinite(dy).all())
+    bits = _BITS[np.dtype(dtype).itemsize]
+    dy_bits = dy.astype(dtype, copy=False).view(bits)
     chosen = np.empty(dy.shape, dtype=bool)
-    zero = np.zeros((), dtype=dtype)
+    keep = chosen.view(np.int8)                      # 0 / 1, made 0 / -1 in place
     with _quiet():
         for number, taps in enumerate(_taps(g)):
             np.equal(offsets, number, out=chosen)
-            view = dxp[_tap(g, taps)]
-            if finite:     # a product is branch-free; with Inf or NaN it would leak 0 * Inf
-                share = np.multiply(dy, chosen, out=view if disjoint else None, dtype=dtype)
+            np.negative(keep, out=keep)
+            if disjoint:
+                np.bitwise_and(dy_bits, keep, out=dxp.view(bits)[_tap(g, taps)], dtype=bits)
             else:
-                share = np.where(chosen, dy, zero)
-                if disjoint:
-                    view[...] = share
-            if not disjoint:
-                view += share
+                dxp[_tap(g, taps)] += np.bitwise_and(dy_bits, keep, dtype=bits).view(dtype)
     return _cropped(dxp, g)
 
 
@@ -200,7 +205,8 @@ def scatter_indices(dy: np.ndarray, indices: np.ndarray, g: PoolGeometry, dtype)
     indices = indices.reshape(g.batch * g.channels, int(np.prod(g.out_size)))  # (N*C, P')
     rows = np.arange(g.batch * g.channels, dtype=np.int64)[:, None] * plane
     dx = np.zeros(g.batch * g.channels * plane, dtype=dtype)
-    np.add.at(dx, (indices + rows).ravel(), dy.astype(dtype, copy=False).ravel())
+    with _quiet():                            # Inf + -Inf at one position: NaN, as torch
+        np.add.at(dx, (indices + rows).ravel(), dy.astype(dtype, copy=False).ravel())
     return dx.reshape(g.x_shape)                                  # (N, C, *in)
 
 

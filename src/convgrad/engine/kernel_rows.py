@@ -153,6 +153,8 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     windows = [axis_window(k, width, wo, 1, dw, left) for k in range(kw)]
     # kernel row k adds p rows i into dx rows i + dh*k - top, where both exist
     row_windows = [axis_window(k, h, ho, 1, dh, top) for k in range(kh)]
+    full = next((k for k, window in enumerate(row_windows)
+                 if window is not None and range(h)[window[1]] == range(h)), None)
     dx = np.empty(g.x_shape, dtype=g.dtype)
     if not chunks:
         return dx
@@ -177,9 +179,12 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
             dest[..., in_slice.stop:] = 0
         np.matmul(w_cols, dyw.reshape(f * kw, ho * n * width), out=p)
         p = p.reshape(c, kh, ho, n, width)
-        block[...] = 0
+        if full is None:
+            block[...] = 0
+        else:                                  # a kernel row that covers every dx row
+            block[...] = p[:, full, row_windows[full][0]]   # is copied, not added to 0
         for k, window in enumerate(row_windows):
-            if window is not None:
+            if window is not None and k != full:
                 out_rows, in_rows = window
                 block[:, in_rows] += p[:, k, out_rows]
         dx[chunk] = block.transpose(2, 0, 1, 3)              # (n, C, H, W)
