@@ -54,7 +54,7 @@ import numpy as np
 from ..geometry import ConvGeometry
 from ..memory import plan_chunks
 from . import fast
-from .winograd import _finite, _grouped, _multiply, applies
+from .winograd import _finite, applies
 
 __all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "check_backward",
            "B_T", "G", "A_T"]
@@ -91,14 +91,13 @@ def tiles(g: ConvGeometry) -> tuple[int, int]:
 
 
 def _filter_transform(w: np.ndarray, groups: int) -> np.ndarray:
-    """U = G w G^T: (F, C/G, 3, 3) -> (36, G, C/G, F/G) (a transposed view), in the order
-    p = 6 m + k, ready to multiply tiles (n*T, C/G)."""
+    """U = G w G^T: (F, C/G, 3, 3) -> (36, G, F/G, C/G), in the order p = 6 m + k."""
     f, c = w.shape[:2]
     g_mat = G.astype(w.dtype)
     taps = np.ascontiguousarray(w.transpose(3, 2, 0, 1))    # (3s, 3r, F, C/G)
     half = np.matmul(g_mat, taps.reshape(3, -1))             # (6m, 3r * F * C/G)
     u = np.matmul(g_mat, half.reshape(6, 3, f * c))         # (6m, 6k, F * C/G)
-    return u.reshape(36, groups, f // groups, c).swapaxes(2, 3)
+    return u.reshape(36, groups, f // groups, c)
 
 
 def _rotated(w: np.ndarray, groups: int) -> np.ndarray:
@@ -110,116 +109,172 @@ def _rotated(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 class _Plan:
-    """Chunks of the batch and the scratch a chunk needs (elements per sample, fixed)."""
+    """The blocks of tiles computed at once, and the scratch they share.
 
-    def __init__(self, g: ConvGeometry, what: str, extra_per_sample: int = 0,
-                 fixed: int = 0):
-        th, tw = self.tiles = tiles(g)
-        t = th * tw
-        c, f = g.in_channels, g.out_channels
-        cols = 4 * tw + 2
-        padded = c * (4 * th + 2) * cols                    # xp
-        rows = 2 * 6 * c * th * cols                         # gathered rows, transformed
-        per_sample = padded + rows + 2 * 36 * c * t + 36 * f * t + extra_per_sample
-        itemsize = g.dtype.itemsize
-        filters = 2 * 36 * f * (c // g.groups)               # U and G w on the way
-        step = plan_chunks(g.batch, per_sample * itemsize, what,
-                           fixed_bytes=(fixed + filters) * itemsize,
-                           preferred_bytes=_preferred_bytes(t, per_sample * itemsize))
-        self.chunks = [slice(i, min(i + step, g.batch)) for i in range(0, g.batch, step)]
-
-
-PREFERRED_ROWS = 256
-
-
-def _preferred_bytes(tiles: int, per_sample: int) -> int:
-    """Enough samples that each of the 36 products has ~PREFERRED_ROWS rows, at most
-    32 MiB."""
-    samples = -(-PREFERRED_ROWS // max(tiles, 1))
-    return min(samples * per_sample, 32 * 2**20)
-
-
-def _input_transform(x: np.ndarray, g: ConvGeometry, tiles) -> np.ndarray:
-    """V = B^T d B for every tile: x (n, C, H, W) -> (36, n*T, C), channels last.
-
-    The input is copied channels-last and zero-padded, xp (n, rows, cols, C); the six
-    rows of every tile gathered (6, n, th, cols, C) and transformed by one product with
-    B^T, then the same along the columns.
+    A block is a run of whole tile rows: several samples, or some tile rows of one
+    sample. Small blocks keep the transforms' buffers in the cache (W3, 64 channels:
+    56 tiles a block take half the time per tile of 196); the products want enough rows
+    (W4, 256 channels: 64 rows 0.65x the time per tile of 16). Every buffer is
+    allocated once per call, as two arrays the stages take turns to fill
+    (:func:`_buffers`), and reused for every block.
     """
-    n, c = x.shape[:2]
-    th, tw = tiles
+
+    def __init__(self, g: ConvGeometry, what: str, per_tile: int, fixed: int = 0,
+                 target_rows: int | None = None):
+        th, tw = self.tiles = tiles(g)
+        self.g = g
+        itemsize = g.dtype.itemsize
+        self.per_tile = per_tile
+        rows = target_rows or _target_rows(g)
+        step = plan_chunks(g.batch * th, per_tile * tw * itemsize, what,
+                           fixed_bytes=fixed * itemsize,
+                           preferred_bytes=max(1, -(-rows // tw)) * per_tile * tw * itemsize)
+        if step >= th:                                       # whole samples
+            q = step // th
+            self.blocks = [(slice(i, min(i + q, g.batch)), slice(0, th))
+                           for i in range(0, g.batch, q)]
+        else:                                                # tile rows of one sample
+            self.blocks = [(slice(n, n + 1), slice(i, min(i + step, th)))
+                           for n in range(g.batch) for i in range(0, th, step)]
+        most = max(((b[0].stop - b[0].start) * (b[1].stop - b[1].start)
+                    for b in self.blocks), default=0)
+        self.scratch = most * tw * per_tile                  # elements, all buffers
+
+
+TARGET_BYTES = 2 * 2**20
+MIN_ROWS = 64
+
+
+def _target_rows(g: ConvGeometry) -> int:
+    """Tiles a block: the two transform buffers (36 x max(C, F) a tile each) within
+    TARGET_BYTES (this machine's L2), but at least MIN_ROWS rows for the products."""
+    per_tile = 2 * 36 * max(g.in_channels, g.out_channels) * g.dtype.itemsize
+    return max(MIN_ROWS, TARGET_BYTES // per_tile)
+
+
+def _buffers(size: int, count: int, dtype) -> list[np.ndarray]:
+    """``count`` flat scratch arrays of ``size`` elements."""
+    return [np.empty(size, dtype=dtype) for _ in range(count)]
+
+
+def _view(buffer: np.ndarray, shape) -> np.ndarray:
+    """The first prod(shape) elements of a flat buffer, as an array of that shape."""
+    return buffer[:math.prod(shape)].reshape(shape)
+
+
+def _input_transform(x: np.ndarray, g: ConvGeometry, tiles, rows: slice,
+                     work: list[np.ndarray]) -> np.ndarray:
+    """V = B^T d B for the tiles in tile rows ``rows``: x (n, C, H, W) -> (36, C, n*T)
+    in work[1] (work[0] is scratch; each holds 36 x C a tile).
+
+    The six input rows of every tile are gathered, zero-padded, d (6, C, n, t, cols)
+    (t tile rows, cols = 4 tw + 2), and transformed by one product with B^T; then the
+    six columns of every tile, e (6, 6, C, n, t, tw), likewise. Channels stay before
+    the pixels, as in x: a channels-last copy (every pixel's channels contiguous) took
+    longer than all the rest of the transform (W3).
+    """
+    n, c, h, w = x.shape
+    t = rows.stop - rows.start
+    tw = tiles[1]
     (top, _), (left, _) = g.padding
-    rows, cols = 4 * th + 2, 4 * tw + 2
+    cols = 4 * tw + 2
     b_t = B_T.astype(x.dtype)
-    xp = np.zeros((n, rows, cols, c), dtype=x.dtype)        # xp[r, s] = x[r - top, s - left]
-    r0, r1 = max(0, top), min(rows, g.in_size[0] + top)
-    c0, c1 = max(0, left), min(cols, g.in_size[1] + left)
-    if r1 > r0 and c1 > c0:
-        xp[:, r0:r1, c0:c1] = x[:, :, r0 - top:r1 - top, c0 - left:c1 - left].transpose(
-            0, 2, 3, 1)
-    d = np.empty((6, n, th, cols, c), dtype=x.dtype)        # row r of every tile
+    c0, c1 = max(0, left), min(cols, w + left)               # padded columns that hold x
+    d = _view(work[0], (6, c, n, t, cols))                   # d[r, .., i, s] = xp[4 i + r, s]
     for r in range(6):
-        d[r] = xp[:, r:r + 4 * th - 3:4]
-    del xp
-    slab = np.matmul(b_t, d.reshape(6, -1))                  # (6k, n * th * cols * C)
-    slab = slab.reshape(6, n, th, cols, c)
-    e = np.empty((6, 6, n, th, tw, c), dtype=x.dtype)       # column s of every row k
+        # tile row i reads input row 4 (rows.start + i) + r - top, when inside x
+        first = 4 * rows.start + r - top
+        lo = min(t, max(0, -(-(-first) // 4)))               # first i with a row >= 0
+        hi = max(lo, min(t, -(-(h - first) // 4)))          # first i with a row >= h
+        dest = d[r]                                          # (C, n, t, cols)
+        dest[:, :, :lo] = 0
+        dest[:, :, hi:] = 0
+        dest[:, :, lo:hi, :c0] = 0
+        dest[:, :, lo:hi, c1:] = 0
+        if hi > lo and c1 > c0:
+            dest[:, :, lo:hi, c0:c1] = x[:, :, first + 4 * lo:first + 4 * (hi - 1) + 1:4,
+                                         c0 - left:c1 - left].swapaxes(0, 1)
+    slab = _view(work[1], (6, c, n, t, cols))                # row k of B^T d
+    np.matmul(b_t, d.reshape(6, -1), out=slab.reshape(6, -1))
+    e = _view(work[0], (6, 6, c, n, t, tw))                  # e[s, k] = slab[k][.., 4 j + s]
     for s in range(6):
-        e[s] = slab[:, :, :, s:s + 4 * tw - 3:4]
-    del slab, d
-    v = np.matmul(b_t, e.reshape(6, -1))                     # (6m, 6k * n * T * C)
-    return v.reshape(36, n * th * tw, c)
+        e[s] = slab[..., s:s + 4 * tw - 3:4]
+    v = _view(work[1], (36, c, n * t * tw))                  # p = 6 m + k
+    np.matmul(b_t, e.reshape(6, -1), out=v.reshape(6, -1))
+    return v
 
 
-def _output_transform(m: np.ndarray, y: np.ndarray, tiles) -> None:
-    """y (n, F, H', W') = A^T M A for every tile, M (36, n*T, F); cut at the edges."""
-    n, f = y.shape[:2]
-    th, tw = tiles
+def _multiply(v: np.ndarray, u: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """M = U @ V for each of the 36 products: (36, G, F/G, C/G) x (36, C, n*T)
+    -> (36, F, n*T), in ``out``."""
+    k, groups, f_g, c_g = u.shape
+    m = v.shape[2]
+    result = _view(out, (k, groups * f_g, m))
+    np.matmul(u, v.reshape(k, groups, c_g, m), out=result.reshape(k, groups, f_g, m))
+    return result
+
+
+def _output_transform(m: np.ndarray, y: np.ndarray, tiles, rows: slice,
+                      work: list[np.ndarray]) -> None:
+    """y (n, F, H', W')'s tile rows ``rows`` = A^T M A for every tile, M (36, F, n*T);
+    cut at the edges. work[0] must not hold M."""
+    n, f, h, w = y.shape
+    tw = tiles[1]
+    t = rows.stop - rows.start
     a_t = A_T.astype(m.dtype)
-    half = np.matmul(a_t, m.reshape(6, -1))                  # (4b, 6k * n * T * F)
-    out = np.matmul(a_t, half.reshape(4, 6, -1))             # (4b, 4a, n * T * F)
-    out = out.reshape(4, 4, n, th, tw, f)
-    h, w = y.shape[2:]
-    if h == 4 * th and w == 4 * tw:                          # whole tiles: one copy
-        y.reshape(n, f, th, 4, tw, 4)[...] = out.transpose(2, 5, 3, 1, 4, 0)
-        return
+    half = _view(work[0], (4, 6, f * n * t * tw))            # (4b, 6k, F * n * T)
+    np.matmul(a_t, m.reshape(6, -1), out=half.reshape(4, -1))
+    out = _view(work[1], (4, 4, f * n * t * tw))             # (4b, 4a, F * n * T)
+    np.matmul(a_t, half, out=out)
+    out = out.reshape(4, 4, f, n, t, tw)
+    top = 4 * rows.start
     for a in range(4):
         for b in range(4):
-            dest = y[:, :, a::4, b::4]                       # (n, F, <= th, <= tw)
-            dest[...] = out[b, a, :, :dest.shape[2], :dest.shape[3]].transpose(0, 3, 1, 2)
+            dest = y[:, :, top + a:top + 4 * t:4, b::4]      # (n, F, <= t, <= tw)
+            dest[...] = out[b, a, :, :, :dest.shape[2], :dest.shape[3]].swapaxes(0, 1)
 
 
-def _output_adjoint(dy: np.ndarray, tiles) -> np.ndarray:
-    """A dY A^T for every tile: dy (n, F, H', W') -> (36, n*T, F); zero beyond the edges."""
+def _output_adjoint(dy: np.ndarray, tiles, rows: slice, work: list[np.ndarray]) -> np.ndarray:
+    """A dY A^T for the tiles in tile rows ``rows``: dy (n, F, H', W') -> (36, F, n*T),
+    in work[0] (work[1] is scratch); zero beyond the edges."""
     n, f, h, w = dy.shape
-    th, tw = tiles
+    tw = tiles[1]
+    t = rows.stop - rows.start
+    top = 4 * rows.start
     a = A_T.T.astype(dy.dtype)                               # (6, 4)
-    if h == 4 * th and w == 4 * tw:
-        t = np.ascontiguousarray(dy.reshape(n, f, th, 4, tw, 4).transpose(5, 3, 0, 2, 4, 1))
-    else:
-        t = np.zeros((4, 4, n, th, tw, f), dtype=dy.dtype)  # (4b, 4a, n, th, tw, F)
-        for i in range(4):
-            for j in range(4):
-                part = dy[:, :, i::4, j::4]                  # (n, F, <= th, <= tw)
-                t[j, i, :, :part.shape[2], :part.shape[3]] = part.transpose(0, 2, 3, 1)
-    half = np.matmul(a, t.reshape(4, 4, -1))                 # (4b, 6k, n * T * F)
-    dm = np.matmul(a, half.reshape(4, -1))                   # (6m, 6k * n * T * F)
-    return dm.reshape(36, n * th * tw, f)
+    pieces = _view(work[0], (4, 4, f, n, t, tw))             # (4b, 4a, F, n, t, tw)
+    for i in range(4):
+        for j in range(4):
+            part = dy[:, :, top + i:top + 4 * t:4, j::4]     # (n, F, <= t, <= tw)
+            dest = pieces[j, i]
+            dest[:, :, :part.shape[2], :part.shape[3]] = part.swapaxes(0, 1)
+            dest[:, :, part.shape[2]:] = 0
+            dest[:, :, :, part.shape[3]:] = 0
+    half = _view(work[1], (4, 6, f * n * t * tw))            # (4b, 6k, F * n * T)
+    np.matmul(a, pieces.reshape(4, 4, -1), out=half)
+    dm = _view(work[0], (36, f, n * t * tw))                 # (6m, 6k, F * n * T)
+    np.matmul(a, half.reshape(4, -1), out=dm.reshape(6, -1))
+    return dm
 
 
 def _forward_plan(g: ConvGeometry, what: str, held: int = 0) -> _Plan:
-    """Scratch besides the transforms: A^T M's two steps (40 x F x T a sample);
-    ``held`` elements more (dx: the rotated filters' transform)."""
-    return _Plan(g, what, extra_per_sample=40 * g.out_channels * math.prod(tiles(g)),
-                 fixed=held)
+    """Two buffers of 36 x max(C, F) a tile; the filters' transform (and ``held``
+    elements more: dx's rotated filters) fixed."""
+    filters = 3 * 36 * g.out_channels * (g.in_channels // g.groups)
+    return _Plan(g, what, per_tile=2 * 36 * max(g.in_channels, g.out_channels),
+                 fixed=filters + held)
 
 
 def _weight_plan(g: ConvGeometry) -> _Plan:
-    """Scratch besides the transforms: dy gathered by tile and the two steps of its
-    transform (16 + 24 + 36 x F x T a sample); the product and the running sum of dU."""
+    """Four buffers of 36 x max(C, F) a tile (x's transform and dy's); the products and
+    the running sum of dU (36 x F x C/G each) fixed."""
     return _Plan(g, "the weight gradient",
-                 extra_per_sample=76 * g.out_channels * math.prod(tiles(g)),
-                 fixed=2 * 36 * g.out_channels * (g.in_channels // g.groups))
+                 per_tile=4 * 36 * max(g.in_channels, g.out_channels),
+                 fixed=2 * 36 * g.out_channels * (g.in_channels // g.groups),
+                 target_rows=WEIGHT_ROWS)
+
+
+WEIGHT_ROWS = 256
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
@@ -233,23 +288,21 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
 
 def _correlate(x: np.ndarray, u: np.ndarray, g: ConvGeometry, what: str,
                held: int = 0) -> np.ndarray:
-    """The forward pass with the filters already transformed, u (36, G, C/G, F/G)."""
+    """The forward pass with the filters already transformed, u (36, G, F/G, C/G)."""
     plan = _forward_plan(g, what, held)
     y = np.empty(g.y_shape, dtype=g.dtype)
-    for chunk in plan.chunks:
-        v = _input_transform(x[chunk], g, plan.tiles)       # (36, n*T, C)
-        m = _multiply(v, u, g.groups)                       # (36, n*T, F)
-        del v
-        _output_transform(m, y[chunk], plan.tiles)
+    work = _buffers(plan.scratch // 2, 2, g.dtype)
+    for samples, rows in plan.blocks:
+        v = _input_transform(x[samples], g, plan.tiles, rows, work)   # (36, C, n*T)
+        m = _multiply(v, u, work[0])                                   # (36, F, n*T)
+        _output_transform(m, y[samples], plan.tiles, rows, [work[1], work[0]])
     return y
-
-
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dx: dy (N, F, H', W') correlated with the rotated filters -> (N, C, H, W)."""
     _require(g)
     if not _finite(dy, w):
         return fast.grad_input(dy, w, g)
-    u = _filter_transform(_rotated(w, g.groups), g.groups)  # (36, G, F/G, C/G)
+    u = _filter_transform(_rotated(w, g.groups), g.groups)  # (36, G, C/G, F/G)
     return _correlate(dy, u, fast._swapped_geometry(g), "the input gradient", held=u.size)
 
 
@@ -260,13 +313,18 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
         return fast.grad_weight(dy, x, g)
     plan = _weight_plan(g)
     groups, c_g, f_g = g.groups, g.in_channels // g.groups, g.out_channels // g.groups
-    du = np.zeros((36, groups, c_g, f_g), dtype=g.dtype)
-    for chunk in plan.chunks:
-        v = _grouped(_input_transform(x[chunk], g, plan.tiles), groups)   # (36, G, nT, C/G)
-        dm = _grouped(_output_adjoint(dy[chunk], plan.tiles), groups)     # (36, G, nT, F/G)
-        du += np.matmul(v.swapaxes(-1, -2), dm)             # (36, G, C/G, F/G)
+    du = np.zeros((36, groups, f_g, c_g), dtype=g.dtype)
+    product = np.empty_like(du)
+    work = _buffers(plan.scratch // 4, 4, g.dtype)
+    for samples, rows in plan.blocks:
+        v = _input_transform(x[samples], g, plan.tiles, rows, work[:2])
+        dm = _output_adjoint(dy[samples], plan.tiles, rows, work[2:])
+        m = v.shape[2]
+        np.matmul(dm.reshape(36, groups, f_g, m), v.reshape(36, groups, c_g, m).swapaxes(2, 3),
+                  out=product)                               # (36, G, F/G, C/G)
+        du += product
     g_t = G.T.astype(g.dtype)                                # (3, 6)
-    du = np.ascontiguousarray(du.swapaxes(2, 3)).reshape(6, 6, -1)      # (6m, 6k, F * C/G)
+    du = du.reshape(6, 6, -1)                                # (6m, 6k, F * C/G)
     half = np.matmul(g_t, du)                                # (6m, 3r, F * C/G)
     dw = np.matmul(g_t, half.reshape(6, -1))                 # (3s, 3r * F * C/G)
     dw = dw.reshape(3, 3, g.out_channels, c_g)               # (3s, 3r, F, C/G)
