@@ -29,10 +29,8 @@ each of the 36 elementwise products is one matrix product, as in :mod:`.winograd
 
     M[p] (G, n*T, F/G) = V[p] (G, n*T, C/G) @ U[p] (G, C/G, F/G)     T tiles a sample
 
-Each transform is two small matrix products on BLAS, (6 x 6) @ (6, everything): the six
-overlapping rows (then columns) of every tile are first gathered, channels last, into
-one array. The stored order of the 36 is p = 6 m + k, k the row and m the column of the
-6x6 tile transform. The gradients:
+Each transform is two small matrix products on BLAS (:mod:`.winograd4_tiles`, which
+also holds the matrices). The gradients:
 
 * dx: the forward correlation of the padded dy with the rotated filters
   (docs/math.md#the-input-gradient-dx), itself a 3x3 stride-1 correlation;
@@ -47,34 +45,22 @@ so calls whose inputs hold one are computed by the fast engine instead.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..geometry import ConvGeometry
 from ..memory import plan_chunks
 from . import fast
 from .winograd import _finite, applies
+from .winograd4_tiles import (A_T, B_T, G, input_transform, multiply, output_adjoint,
+                              output_transform)
 
 __all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "check_backward",
-           "B_T", "G", "A_T"]
+           "channels_last", "B_T", "G", "A_T"]
 
-B_T = np.array([[4, 0, -5, 0, 1, 0],
-                [0, -4, -4, 1, 1, 0],
-                [0, 4, -4, -1, 1, 0],
-                [0, -2, -1, 2, 1, 0],
-                [0, 2, -1, -2, 1, 0],
-                [0, 4, 0, -5, 0, 1]], dtype=np.float64)
-G = np.array([[1 / 4, 0, 0],
-              [-1 / 6, -1 / 6, -1 / 6],
-              [-1 / 6, 1 / 6, -1 / 6],
-              [1 / 24, 1 / 12, 1 / 6],
-              [1 / 24, -1 / 12, 1 / 6],
-              [0, 0, 1]], dtype=np.float64)
-A_T = np.array([[1, 1, 1, 1, 1, 0],
-                [0, 1, -1, 2, -2, 0],
-                [0, 1, 1, 4, 4, 0],
-                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+# Measured on this machine (BENCHMARKS.md): tiles a block, and where channels go last.
+TARGET_BYTES = 2 * 2**20      # a block's two transform buffers: about the L2 cache
+MIN_ROWS = 64                 # tiles a block at least, for the products
+LAST_PLANE = 256              # fwd and dx channels last up to this many output pixels
 
 
 def _require(g: ConvGeometry) -> None:
@@ -88,6 +74,13 @@ def _require(g: ConvGeometry) -> None:
 def tiles(g: ConvGeometry) -> tuple[int, int]:
     """(th, tw): 4x4 output tiles per column and row, the last ones possibly cut."""
     return -(-g.out_size[0] // 4), -(-g.out_size[1] // 4)
+
+
+def channels_last(g: ConvGeometry) -> bool:
+    """Whether the forward correlation of ``g`` runs channels last
+    (:mod:`.winograd4_tiles`): on small maps (W4, 14x14: 0.9x the time of channels
+    first); W3 (56x56) 0.86x the other way. dw always runs channels last (0.7-0.95x)."""
+    return g.out_size[0] * g.out_size[1] <= LAST_PLANE
 
 
 def _filter_transform(w: np.ndarray, groups: int) -> np.ndarray:
@@ -114,21 +107,18 @@ class _Plan:
     A block is a run of whole tile rows: several samples, or some tile rows of one
     sample. Small blocks keep the transforms' buffers in the cache (W3, 64 channels:
     56 tiles a block take half the time per tile of 196); the products want enough rows
-    (W4, 256 channels: 64 rows 0.65x the time per tile of 16). Every buffer is
-    allocated once per call, as two arrays the stages take turns to fill
-    (:func:`_buffers`), and reused for every block.
+    (W4, 256 channels: 64 rows 0.65x the time per tile of 16). The buffers are
+    allocated once per call and reused for every block.
     """
 
-    def __init__(self, g: ConvGeometry, what: str, per_tile: int, fixed: int = 0,
-                 target_rows: int | None = None):
+    def __init__(self, g: ConvGeometry, what: str, buffers: int, fixed: int):
         th, tw = self.tiles = tiles(g)
-        self.g = g
         itemsize = g.dtype.itemsize
-        self.per_tile = per_tile
-        rows = target_rows or _target_rows(g)
-        step = plan_chunks(g.batch * th, per_tile * tw * itemsize, what,
-                           fixed_bytes=fixed * itemsize,
-                           preferred_bytes=max(1, -(-rows // tw)) * per_tile * tw * itemsize)
+        per_tile = 36 * max(g.in_channels, g.out_channels)  # elements, each buffer
+        rows = max(MIN_ROWS, TARGET_BYTES // (2 * per_tile * itemsize))
+        row_bytes = buffers * per_tile * tw * itemsize
+        step = plan_chunks(g.batch * th, row_bytes, what, fixed_bytes=fixed * itemsize,
+                           preferred_bytes=-(-rows // tw) * row_bytes)
         if step >= th:                                       # whole samples
             q = step // th
             self.blocks = [(slice(i, min(i + q, g.batch)), slice(0, th))
@@ -138,143 +128,24 @@ class _Plan:
                            for n in range(g.batch) for i in range(0, th, step)]
         most = max(((b[0].stop - b[0].start) * (b[1].stop - b[1].start)
                     for b in self.blocks), default=0)
-        self.scratch = most * tw * per_tile                  # elements, all buffers
+        self.size, self.count, self.dtype = most * tw * per_tile, buffers, g.dtype
 
-
-TARGET_BYTES = 2 * 2**20
-MIN_ROWS = 64
-
-
-def _target_rows(g: ConvGeometry) -> int:
-    """Tiles a block: the two transform buffers (36 x max(C, F) a tile each) within
-    TARGET_BYTES (this machine's L2), but at least MIN_ROWS rows for the products."""
-    per_tile = 2 * 36 * max(g.in_channels, g.out_channels) * g.dtype.itemsize
-    return max(MIN_ROWS, TARGET_BYTES // per_tile)
-
-
-def _buffers(size: int, count: int, dtype) -> list[np.ndarray]:
-    """``count`` flat scratch arrays of ``size`` elements."""
-    return [np.empty(size, dtype=dtype) for _ in range(count)]
-
-
-def _view(buffer: np.ndarray, shape) -> np.ndarray:
-    """The first prod(shape) elements of a flat buffer, as an array of that shape."""
-    return buffer[:math.prod(shape)].reshape(shape)
-
-
-def _input_transform(x: np.ndarray, g: ConvGeometry, tiles, rows: slice,
-                     work: list[np.ndarray]) -> np.ndarray:
-    """V = B^T d B for the tiles in tile rows ``rows``: x (n, C, H, W) -> (36, C, n*T)
-    in work[1] (work[0] is scratch; each holds 36 x C a tile).
-
-    The six input rows of every tile are gathered, zero-padded, d (6, C, n, t, cols)
-    (t tile rows, cols = 4 tw + 2), and transformed by one product with B^T; then the
-    six columns of every tile, e (6, 6, C, n, t, tw), likewise. Channels stay before
-    the pixels, as in x: a channels-last copy (every pixel's channels contiguous) took
-    longer than all the rest of the transform (W3).
-    """
-    n, c, h, w = x.shape
-    t = rows.stop - rows.start
-    tw = tiles[1]
-    (top, _), (left, _) = g.padding
-    cols = 4 * tw + 2
-    b_t = B_T.astype(x.dtype)
-    c0, c1 = max(0, left), min(cols, w + left)               # padded columns that hold x
-    d = _view(work[0], (6, c, n, t, cols))                   # d[r, .., i, s] = xp[4 i + r, s]
-    for r in range(6):
-        # tile row i reads input row 4 (rows.start + i) + r - top, when inside x
-        first = 4 * rows.start + r - top
-        lo = min(t, max(0, -(-(-first) // 4)))               # first i with a row >= 0
-        hi = max(lo, min(t, -(-(h - first) // 4)))          # first i with a row >= h
-        dest = d[r]                                          # (C, n, t, cols)
-        dest[:, :, :lo] = 0
-        dest[:, :, hi:] = 0
-        dest[:, :, lo:hi, :c0] = 0
-        dest[:, :, lo:hi, c1:] = 0
-        if hi > lo and c1 > c0:
-            dest[:, :, lo:hi, c0:c1] = x[:, :, first + 4 * lo:first + 4 * (hi - 1) + 1:4,
-                                         c0 - left:c1 - left].swapaxes(0, 1)
-    slab = _view(work[1], (6, c, n, t, cols))                # row k of B^T d
-    np.matmul(b_t, d.reshape(6, -1), out=slab.reshape(6, -1))
-    e = _view(work[0], (6, 6, c, n, t, tw))                  # e[s, k] = slab[k][.., 4 j + s]
-    for s in range(6):
-        e[s] = slab[..., s:s + 4 * tw - 3:4]
-    v = _view(work[1], (36, c, n * t * tw))                  # p = 6 m + k
-    np.matmul(b_t, e.reshape(6, -1), out=v.reshape(6, -1))
-    return v
-
-
-def _multiply(v: np.ndarray, u: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """M = U @ V for each of the 36 products: (36, G, F/G, C/G) x (36, C, n*T)
-    -> (36, F, n*T), in ``out``."""
-    k, groups, f_g, c_g = u.shape
-    m = v.shape[2]
-    result = _view(out, (k, groups * f_g, m))
-    np.matmul(u, v.reshape(k, groups, c_g, m), out=result.reshape(k, groups, f_g, m))
-    return result
-
-
-def _output_transform(m: np.ndarray, y: np.ndarray, tiles, rows: slice,
-                      work: list[np.ndarray]) -> None:
-    """y (n, F, H', W')'s tile rows ``rows`` = A^T M A for every tile, M (36, F, n*T);
-    cut at the edges. work[0] must not hold M."""
-    n, f, h, w = y.shape
-    tw = tiles[1]
-    t = rows.stop - rows.start
-    a_t = A_T.astype(m.dtype)
-    half = _view(work[0], (4, 6, f * n * t * tw))            # (4b, 6k, F * n * T)
-    np.matmul(a_t, m.reshape(6, -1), out=half.reshape(4, -1))
-    out = _view(work[1], (4, 4, f * n * t * tw))             # (4b, 4a, F * n * T)
-    np.matmul(a_t, half, out=out)
-    out = out.reshape(4, 4, f, n, t, tw)
-    top = 4 * rows.start
-    for a in range(4):
-        for b in range(4):
-            dest = y[:, :, top + a:top + 4 * t:4, b::4]      # (n, F, <= t, <= tw)
-            dest[...] = out[b, a, :, :, :dest.shape[2], :dest.shape[3]].swapaxes(0, 1)
-
-
-def _output_adjoint(dy: np.ndarray, tiles, rows: slice, work: list[np.ndarray]) -> np.ndarray:
-    """A dY A^T for the tiles in tile rows ``rows``: dy (n, F, H', W') -> (36, F, n*T),
-    in work[0] (work[1] is scratch); zero beyond the edges."""
-    n, f, h, w = dy.shape
-    tw = tiles[1]
-    t = rows.stop - rows.start
-    top = 4 * rows.start
-    a = A_T.T.astype(dy.dtype)                               # (6, 4)
-    pieces = _view(work[0], (4, 4, f, n, t, tw))             # (4b, 4a, F, n, t, tw)
-    for i in range(4):
-        for j in range(4):
-            part = dy[:, :, top + i:top + 4 * t:4, j::4]     # (n, F, <= t, <= tw)
-            dest = pieces[j, i]
-            dest[:, :, :part.shape[2], :part.shape[3]] = part.swapaxes(0, 1)
-            dest[:, :, part.shape[2]:] = 0
-            dest[:, :, :, part.shape[3]:] = 0
-    half = _view(work[1], (4, 6, f * n * t * tw))            # (4b, 6k, F * n * T)
-    np.matmul(a, pieces.reshape(4, 4, -1), out=half)
-    dm = _view(work[0], (36, f, n * t * tw))                 # (6m, 6k, F * n * T)
-    np.matmul(a, half.reshape(4, -1), out=dm.reshape(6, -1))
-    return dm
+    def buffers(self) -> list[np.ndarray]:
+        """The flat scratch buffers, allocated once per call."""
+        return [np.empty(self.size, dtype=self.dtype) for _ in range(self.count)]
 
 
 def _forward_plan(g: ConvGeometry, what: str, held: int = 0) -> _Plan:
-    """Two buffers of 36 x max(C, F) a tile; the filters' transform (and ``held``
-    elements more: dx's rotated filters) fixed."""
-    filters = 3 * 36 * g.out_channels * (g.in_channels // g.groups)
-    return _Plan(g, what, per_tile=2 * 36 * max(g.in_channels, g.out_channels),
-                 fixed=filters + held)
+    """Two buffers of 36 x max(C, F) a tile; fixed: the filters' transform on its way
+    (and ``held`` elements more: dx's rotated filters)."""
+    return _Plan(g, what, 2, 3 * 36 * g.out_channels * (g.in_channels // g.groups) + held)
 
 
 def _weight_plan(g: ConvGeometry) -> _Plan:
-    """Four buffers of 36 x max(C, F) a tile (x's transform and dy's); the products and
-    the running sum of dU (36 x F x C/G each) fixed."""
-    return _Plan(g, "the weight gradient",
-                 per_tile=4 * 36 * max(g.in_channels, g.out_channels),
-                 fixed=2 * 36 * g.out_channels * (g.in_channels // g.groups),
-                 target_rows=WEIGHT_ROWS)
-
-
-WEIGHT_ROWS = 256
+    """Four buffers of 36 x max(C, F) a tile (x's transform and dy's); fixed: the
+    products and the running sum of dU (36 x F x C/G each)."""
+    return _Plan(g, "the weight gradient", 4,
+                 2 * 36 * g.out_channels * (g.in_channels // g.groups))
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
@@ -291,12 +162,15 @@ def _correlate(x: np.ndarray, u: np.ndarray, g: ConvGeometry, what: str,
     """The forward pass with the filters already transformed, u (36, G, F/G, C/G)."""
     plan = _forward_plan(g, what, held)
     y = np.empty(g.y_shape, dtype=g.dtype)
-    work = _buffers(plan.scratch // 2, 2, g.dtype)
+    last = channels_last(g)
+    tw, work = plan.tiles[1], plan.buffers()
     for samples, rows in plan.blocks:
-        v = _input_transform(x[samples], g, plan.tiles, rows, work)   # (36, C, n*T)
-        m = _multiply(v, u, work[0])                                   # (36, F, n*T)
-        _output_transform(m, y[samples], plan.tiles, rows, [work[1], work[0]])
+        v = input_transform(x[samples], g.padding, tw, rows, work, last)  # in work[1]
+        m = multiply(v, u, work[0], last)                    # (36, F, nT) or (36, nT, F)
+        output_transform(m, y[samples], tw, rows, [work[1], work[0]], last)
     return y
+
+
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dx: dy (N, F, H', W') correlated with the rotated filters -> (N, C, H, W)."""
     _require(g)
@@ -307,7 +181,7 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
 
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
-    """dw = G^T [sum over tiles V^T (A dY A^T)] G: -> (F, C/G, 3, 3)."""
+    """dw = G^T [sum over tiles (A dY A^T)^T V] G: -> (F, C/G, 3, 3)."""
     _require(g)
     if not _finite(dy, x):
         return fast.grad_weight(dy, x, g)
@@ -315,17 +189,16 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     groups, c_g, f_g = g.groups, g.in_channels // g.groups, g.out_channels // g.groups
     du = np.zeros((36, groups, f_g, c_g), dtype=g.dtype)
     product = np.empty_like(du)
-    work = _buffers(plan.scratch // 4, 4, g.dtype)
+    tw, work = plan.tiles[1], plan.buffers()
     for samples, rows in plan.blocks:
-        v = _input_transform(x[samples], g, plan.tiles, rows, work[:2])
-        dm = _output_adjoint(dy[samples], plan.tiles, rows, work[2:])
-        m = v.shape[2]
-        np.matmul(dm.reshape(36, groups, f_g, m), v.reshape(36, groups, c_g, m).swapaxes(2, 3),
-                  out=product)                               # (36, G, F/G, C/G)
-        du += product
+        v = input_transform(x[samples], g.padding, tw, rows, work[:2], True)  # (36, nT, C)
+        dm = output_adjoint(dy[samples], tw, rows, work[2:])                  # (36, nT, F)
+        m = v.shape[1]
+        np.matmul(dm.reshape(36, m, groups, f_g).transpose(0, 2, 3, 1),
+                  v.reshape(36, m, groups, c_g).swapaxes(1, 2), out=product)
+        du += product                                        # (36, G, F/G, C/G)
     g_t = G.T.astype(g.dtype)                                # (3, 6)
-    du = du.reshape(6, 6, -1)                                # (6m, 6k, F * C/G)
-    half = np.matmul(g_t, du)                                # (6m, 3r, F * C/G)
+    half = np.matmul(g_t, du.reshape(6, 6, -1))              # (6m, 3r, F * C/G)
     dw = np.matmul(g_t, half.reshape(6, -1))                 # (3s, 3r * F * C/G)
     dw = dw.reshape(3, 3, g.out_channels, c_g)               # (3s, 3r, F, C/G)
     return np.ascontiguousarray(dw.transpose(2, 3, 1, 0))   # (F, C/G, 3, 3)
