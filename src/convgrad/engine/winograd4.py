@@ -7,27 +7,34 @@ Each input channel's tile is transformed into 36 numbers for 16 outputs (F(2x2)'
 
 Derivation (Cook-Toom; Lavin and Gray's form for correlation). The product c(t) = a(t) g(t)
 of a cubic a (4 coefficients) and a quadratic g (3) has 6 coefficients: it is fixed by its
-values at the 5 points 0, 1, -1, 2, -2 and its leading coefficient (the point at infinity),
-each one multiplication a(p) g(p). With E_k (6 x k) the evaluation at those points (row p:
-1, p, p^2, ...; infinity: the last coefficient) and V = E_6, linear convolution is
+values at 5 points and its leading coefficient (the point at infinity), each one
+multiplication a(p) g(p). With E_k (6 x k) the evaluation at those points (row p: 1, p,
+p^2, ...; infinity: the last coefficient) and V = E_6, linear convolution is
 c = V^-1 [(E_3 g) * (E_4 a)]. Correlation, y_i = sum_k g_k d_(i+k) (i < 4), is its
-transpose in a: y = E_4^T [(E_3 g) * (V^-T d)]. Moving each row's factor of V^-T
-(1/4, -1/6, -1/6, 1/24, 1/24, 1) into E_3 leaves B^T with integer entries:
+transpose in a:
 
-    B^T = [4  0 -5  0  1  0]     G = [ 1/4     0     0  ]     A^T = [1  1  1  1  1  0]
-          [0 -4 -4  1  1  0]         [-1/6  -1/6  -1/6  ]           [0  1 -1  2 -2  0]
-          [0  4 -4 -1  1  0]         [-1/6   1/6  -1/6  ]           [0  1  1  4  4  0]
-          [0 -2 -1  2  1  0]         [ 1/24  1/12  1/6  ]           [0  1 -1  8 -8  1]
-          [0  2 -1 -2  1  0]         [ 1/24 -1/12  1/6  ]
-          [0  4  0 -5  0  1]         [ 0     0     1    ]
+    y = A^T [(G g) * (B^T d)]    A^T = E_4^T,  G = E_3,  B^T = V^-T
 
-    y = A^T [(G g) * (B^T d)]        d: 6 inputs, g: 3 taps, y: 4 outputs
+each row k of B^T then scaled by s_k and row k of G by 1/s_k. Lavin's points 0, 1, -1,
+2, -2 give B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; ...] and G with 1/4, -1/6, 1/24; the
+points 0, 1, -1, 1/2, -2 (and infinity) used here give the same products with entries
+of smaller range, and measured 2.5-3x less rounding error in float32 (W3- and W4-sized
+layers: 2-5e-6 relative against 5-15e-6; the direct method ~5e-7). With s = (2, 6, 6,
+15/16, 30, 2):
 
-(tests/test_winograd4.py checks these against the direct sum). In two dimensions
-Y = A^T [U * V] A with U = G g G^T and V = B^T d B (6x6 each); summed over input channels
-each of the 36 elementwise products is one matrix product, as in :mod:`.winograd`:
+    B^T = [2 -3 -4  3  2  0]     G = [1/2    0     0  ]     A^T = [1  1  1   1    1  0]
+          [0 -2  1  5  2  0]         [1/6   1/6   1/6 ]           [0  1 -1  1/2  -2  0]
+          [0 -2  5 -1 -2  0]         [1/6  -1/6   1/6 ]           [0  1  1  1/4   4  0]
+          [0  2  1 -2 -1  0]         [16/15 8/15  4/15]           [0  1 -1  1/8  -8  1]
+          [0  1 -2 -1  2  0]         [1/30 -1/15  2/15]
+          [0  2 -3 -4  3  2]         [0     0     1/2 ]
 
-    M[p] (G, n*T, F/G) = V[p] (G, n*T, C/G) @ U[p] (G, C/G, F/G)     T tiles a sample
+(tests/test_winograd4.py rebuilds them from the points and checks them against the
+direct sum). In two dimensions Y = A^T [U * V] A with U = G g G^T and V = B^T d B (6x6
+each); summed over input channels each of the 36 elementwise products is one matrix
+product, as in :mod:`.winograd`:
+
+    M[p] (G, F/G, n*T) = U[p] (G, F/G, C/G) @ V[p] (G, C/G, n*T)     T tiles a sample
 
 Each transform is two small matrix products on BLAS (:mod:`.winograd4_tiles`, which
 also holds the matrices). The gradients:
@@ -38,10 +45,11 @@ also holds the matrices). The gradients:
   dU[p] = sum over tiles V[p]^T @ (A dY A^T)[p], and dw = G^T dU G.
 
 Applies where :mod:`.winograd` does (2-D, 3x3 kernel, stride 1, dilation 1; any padding,
-groups, sizes: the last tiles are cut). Its rounding is larger than F(2x2)'s (the points
-+-2 bring factors up to 8 into A^T and 1/24 into G): in float64 it stays ~1e-14 relative;
-in float32 see BENCHMARKS.md. Non-finite values would spread through a whole 6x6 tile,
-so calls whose inputs hold one are computed by the fast engine instead.
+groups, sizes: the last tiles are cut). Its rounding is larger than F(2x2)'s (factors up
+to 8 in A^T): in float64 ~1e-15 relative, far inside 1e-10; in float32 4-9x the direct
+method's, so 'auto' uses it for float64 only (:mod:`.auto`). Non-finite values would
+spread through a whole 6x6 tile, so calls whose inputs hold one are computed by the fast
+engine instead.
 """
 from __future__ import annotations
 
@@ -84,13 +92,15 @@ def channels_last(g: ConvGeometry) -> bool:
 
 
 def _filter_transform(w: np.ndarray, groups: int) -> np.ndarray:
-    """U = G w G^T: (F, C/G, 3, 3) -> (36, G, F/G, C/G), in the order p = 6 m + k."""
+    """U = G w G^T: (F, C/G, 3, 3) -> (36, G, F/G, C/G), in the order p = 6 m + k.
+
+    Computed in float64 whatever w's dtype (G's entries such as 1/15 are not exact in
+    binary; the filters are few), then rounded once to w's dtype."""
     f, c = w.shape[:2]
-    g_mat = G.astype(w.dtype)
-    taps = np.ascontiguousarray(w.transpose(3, 2, 0, 1))    # (3s, 3r, F, C/G)
-    half = np.matmul(g_mat, taps.reshape(3, -1))             # (6m, 3r * F * C/G)
-    u = np.matmul(g_mat, half.reshape(6, 3, f * c))         # (6m, 6k, F * C/G)
-    return u.reshape(36, groups, f // groups, c)
+    taps = w.transpose(3, 2, 0, 1).astype(np.float64)       # (3s, 3r, F, C/G)
+    half = np.matmul(G, taps.reshape(3, -1))                 # (6m, 3r * F * C/G)
+    u = np.matmul(G, half.reshape(6, 3, f * c))             # (6m, 6k, F * C/G)
+    return u.reshape(36, groups, f // groups, c).astype(w.dtype, copy=False)
 
 
 def _rotated(w: np.ndarray, groups: int) -> np.ndarray:
@@ -197,11 +207,10 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
         np.matmul(dm.reshape(36, m, groups, f_g).transpose(0, 2, 3, 1),
                   v.reshape(36, m, groups, c_g).swapaxes(1, 2), out=product)
         du += product                                        # (36, G, F/G, C/G)
-    g_t = G.T.astype(g.dtype)                                # (3, 6)
-    half = np.matmul(g_t, du.reshape(6, 6, -1))              # (6m, 3r, F * C/G)
-    dw = np.matmul(g_t, half.reshape(6, -1))                 # (3s, 3r * F * C/G)
+    half = np.matmul(G.T, du.reshape(6, 6, -1))              # (6m, 3r, F * C/G), float64
+    dw = np.matmul(G.T, half.reshape(6, -1))                 # (3s, 3r * F * C/G)
     dw = dw.reshape(3, 3, g.out_channels, c_g)               # (3s, 3r, F, C/G)
-    return np.ascontiguousarray(dw.transpose(2, 3, 1, 0))   # (F, C/G, 3, 3)
+    return np.ascontiguousarray(dw.transpose(2, 3, 1, 0), dtype=g.dtype)  # (F, C/G, 3, 3)
 
 
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
