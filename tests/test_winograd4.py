@@ -268,3 +268,49 @@ def test_winograd4_refuses_what_it_does_not_compute(kw, what):
 def test_unknown_algorithm_lists_winograd4():
     with pytest.raises(ValueError, match="'winograd', 'winograd4'"):
         cg.conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), algorithm="winograd8")
+
+
+# (x shape, w shape, dtype) -> the engines auto picks for forward, dx, dw (engine/auto.py)
+F, W2, W4 = fast, winograd, winograd4
+AUTO_CASES = [
+    ((64, 16, 32, 32), (32, 16, 3, 3), np.float64, (W4, F, W4)),       # W2
+    ((32, 64, 56, 56), (64, 64, 3, 3), np.float64, (W4, W4, W4)),      # W3
+    ((32, 256, 14, 14), (256, 256, 3, 3), np.float64, (W4, W4, W2)),   # W4
+    ((2, 256, 14, 14), (256, 256, 3, 3), np.float64, (F, F, F)),       # 32 tiles
+    ((8, 256, 14, 14), (256, 256, 3, 3), np.float64, (W4, W4, F)),     # dw: few tiles
+    ((32, 512, 7, 7), (512, 512, 3, 3), np.float64, (W4, W4, F)),
+    ((64, 8, 32, 32), (8, 8, 3, 3), np.float64, (F, F, W4)),
+    ((64, 32, 16, 16), (64, 32, 3, 3), np.float64, (W4, W4, W4)),      # CIFAR-sized 2nd
+    ((32, 256, 14, 14), (256, 256, 3, 3), np.float32, (W2, W2, W2)),   # float32: F(2x2)
+    ((32, 64, 56, 56), (64, 64, 3, 3), np.float32, (F, F, F)),
+    ((32, 64, 14, 14), (64, 64, 3, 3), np.float64, (W4, W4, W4)),
+    ((32, 128, 28, 28), (128, 128, 3, 3), np.float64, (W4, W4, W4)),
+    ((32, 64, 56, 56), (64, 1, 3, 3), np.float64, (F, F, F)),          # depthwise
+    ((32, 64, 56, 56), (64, 64, 5, 5), np.float64, (F, F, F)),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,dtype,expected", AUTO_CASES)
+def test_auto_picks_what_its_docstring_says(x_shape, w_shape, dtype, expected):
+    groups = x_shape[1] // w_shape[1]
+    x, w = np.broadcast_to(dtype(0), x_shape), np.broadcast_to(dtype(0), w_shape)
+    *_, g = conv_geometry(x, w, nd=2, padding=w_shape[-1] // 2, groups=groups)
+    assert tuple(auto.engine_for(g, op) for op in auto.MAPS) == expected
+    with pytest.raises(ValueError, match="op='backward'"):
+        auto.engine_for(g, "backward")
+
+
+def test_auto_gives_the_picked_engines_numbers():
+    """float64 with 32 -> 64 channels: F(4x4) for all three maps, bit for bit."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((8, 32, 13, 15)), rng.standard_normal((64, 32, 3, 3))
+    *_, g = conv_geometry(x, w, nd=2, padding=1)
+    assert {auto.engine_for(g, op) for op in auto.MAPS} == {winograd4}
+    y = cg.conv2d(x, w, padding=1)
+    dy = rng.standard_normal(y.shape)
+    ours = (y, *cg.conv2d_backward(dy, x, w, padding=1)[:2])
+    picked = (cg.conv2d(x, w, padding=1, algorithm="winograd4"),
+              *cg.conv2d_backward(dy, x, w, padding=1, algorithm="winograd4")[:2])
+    for a, b, t in zip(ours, picked, torch_conv(x, w, None, dy, padding=1)):
+        np.testing.assert_array_equal(a, b)
+        assert rel_err(a, t) < 1e-10
