@@ -202,10 +202,10 @@ def _load_torch(use_torch: bool, threads: int | None = None):
 
 
 def _applies(workload: Workload, engine: str) -> bool:
-    """reference: small workloads only; winograd: 2-D 3x3 stride 1 only."""
+    """reference: small workloads only; winograd, winograd4: 2-D 3x3 stride 1 only."""
     if engine == "reference":
         return int(np.prod(workload.x_shape)) <= 50_000
-    if engine == "winograd":
+    if engine in ("winograd", "winograd4"):
         return (len(workload.w_shape) == 4 and tuple(workload.w_shape[2:]) == (3, 3)
                 and workload.stride in (1, (1, 1)))
     return True

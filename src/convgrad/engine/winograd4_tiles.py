@@ -117,24 +117,34 @@ def output_transform(m: np.ndarray, y: np.ndarray, tw: int, rows: slice,
     or (36, n*T, F) ``channels_last``; cut at the edges. work[0] must not hold M."""
     n, f, h, w = y.shape
     t = rows.stop - rows.start
+    top = 4 * rows.start
+    size = m[0].size                                         # F * n * T
     a_t = A_T.astype(m.dtype)
-    half = view(work[0], (4, 6, m[0].size))                  # (4b, 6k, F * n * T)
-    np.matmul(a_t, m.reshape(6, -1), out=half.reshape(4, -1))
-    out = view(work[1], (4, 4, m[0].size))                   # (4b, 4a, F * n * T)
-    np.matmul(a_t, half, out=out)
     if channels_last:
-        out = out.reshape(4, 4, n, t, tw, f).transpose(0, 1, 2, 5, 3, 4)
-    else:
-        out = out.reshape(4, 4, f, n, t, tw).swapaxes(2, 3)
-    top = 4 * rows.start                                     # out: (4b, 4a, n, F, t, tw)
-    if channels_last and top + 4 * t <= h and w == 4 * tw:   # whole tiles: one copy
-        y[:, :, top:top + 4 * t].reshape(n, f, t, 4, tw, 4)[...] = out.transpose(
-            2, 3, 4, 1, 5, 0)
+        half = view(work[0], (4, 6, size))                   # (4b, 6k, n * T * F)
+        np.matmul(a_t, m.reshape(6, -1), out=half.reshape(4, -1))
+        out = view(work[1], (4, 4, size))                    # (4b, 4a, n * T * F)
+        np.matmul(a_t, half, out=out)
+        out = out.reshape(4, 4, n, t, tw, f).transpose(0, 1, 2, 5, 3, 4)  # (4b, 4a, n, F, t, tw)
+        if top + 4 * t <= h and w == 4 * tw:                 # whole tiles: one copy
+            y[:, :, top:top + 4 * t].reshape(n, f, t, 4, tw, 4)[...] = out.transpose(
+                2, 3, 4, 1, 5, 0)
+            return
+        for a in range(4):
+            for b in range(4):
+                dest = y[:, :, top + a:top + 4 * t:4, b::4]  # (n, F, <= t, <= tw)
+                dest[...] = out[b, a, :, :, :dest.shape[2], :dest.shape[3]]
         return
+    # channels first: the last product transposed, so that b comes last and each of
+    # the four output rows of a tile row is copied as whole runs of W' pixels
+    half = view(work[0], (6, 4, size))                       # (6m, 4a, F * n * T)
+    np.matmul(a_t, m.reshape(6, 6, size), out=half)
+    out = view(work[1], (4 * size, 4))                       # (4a * F * n * T, 4b)
+    np.matmul(half.reshape(6, -1).T, a_t.T, out=out)
+    out = out.reshape(4, f, n, t, 4 * tw)                    # (4a, F, n, t, tw * 4b)
     for a in range(4):
-        for b in range(4):
-            dest = y[:, :, top + a:top + 4 * t:4, b::4]      # (n, F, <= t, <= tw)
-            dest[...] = out[b, a, :, :, :dest.shape[2], :dest.shape[3]]
+        dest = y[:, :, top + a:top + 4 * t:4]                # (n, F, <= t, W')
+        dest[...] = out[a, :, :, :dest.shape[2], :w].swapaxes(0, 1)
 
 
 def output_adjoint(dy: np.ndarray, tw: int, rows: slice, work: list[np.ndarray]
