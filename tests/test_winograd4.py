@@ -76,13 +76,13 @@ def test_one_dimensional_identity_is_the_direct_sum():
 @contextlib.contextmanager
 def _layout(last: bool | None):
     """Force the forward correlation's tile layout (None: the measured choice)."""
-    saved = winograd4.LAST_PLANE
+    saved = winograd4.LAST_CHANNELS
     if last is not None:
-        winograd4.LAST_PLANE = 10**9 if last else -1
+        winograd4.LAST_CHANNELS = 0 if last else 10**9
     try:
         yield
     finally:
-        winograd4.LAST_PLANE = saved
+        winograd4.LAST_CHANNELS = saved
 
 
 @contextlib.contextmanager

@@ -68,7 +68,7 @@ __all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "check_ba
 # Measured on this machine (BENCHMARKS.md): tiles a block, and where channels go last.
 TARGET_BYTES = 2 * 2**20      # a block's two transform buffers: about the L2 cache
 MIN_ROWS = 64                 # tiles a block at least, for the products
-LAST_PLANE = 256              # fwd and dx channels last up to this many output pixels
+LAST_CHANNELS = 256           # fwd and dx channels last from this many channels each way
 
 
 def _require(g: ConvGeometry) -> None:
@@ -86,9 +86,12 @@ def tiles(g: ConvGeometry) -> tuple[int, int]:
 
 def channels_last(g: ConvGeometry) -> bool:
     """Whether the forward correlation of ``g`` runs channels last
-    (:mod:`.winograd4_tiles`): on small maps (W4, 14x14: 0.9x the time of channels
-    first); W3 (56x56) 0.86x the other way. dw always runs channels last (0.7-0.95x)."""
-    return g.out_size[0] * g.out_size[1] <= LAST_PLANE
+    (:mod:`.winograd4_tiles`): with at least LAST_CHANNELS channels each way per group,
+    whose products run faster as (n*T, C) @ (C, F): W4 (256 channels, 14x14) 0.82-0.87x
+    the time of channels first, 256 channels 28x28 0.8x, 512 channels 7x7 0.9x; 128
+    channels 14x14 the same, 28x28 1.14x; W3 (64, 56x56) 1.15x. dw always runs
+    channels last (0.7-0.95x)."""
+    return min(g.in_channels, g.out_channels) // g.groups >= LAST_CHANNELS
 
 
 def _filter_transform(w: np.ndarray, groups: int) -> np.ndarray:
