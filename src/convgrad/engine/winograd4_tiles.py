@@ -6,11 +6,12 @@ into one array. A block is the tiles of tile rows ``rows`` of n samples, T = t x
 them a sample; the 36 transformed values are stored in the order p = 6 m + k (k the
 row, m the column of the 6x6 tile). Two layouts, chosen per geometry by measurement:
 
-* channels first, V (36, C, n*T): the gathers copy runs of pixels, as x lies (W3,
-  64 channels of 56x56: 0.86x the time of channels last);
-* channels last, V (36, n*T, C): every gather copies runs of channels; the one
-  transposing copy out of x costs more than the rest where the maps are large, less
-  where they are small (W4, 14x14 maps: 0.9x of channels first) and in dw.
+* channels first, V (36, C, n*T): the gathers copy runs of pixels, as x lies, and the
+  last output product is computed transposed so that y's rows are written as whole
+  runs (W3, 64 channels of 56x56: 0.87x the time of channels last);
+* channels last, V (36, n*T, C): one transposing copy out of x, then runs of channels;
+  its products, (n*T, C) @ (C, F), run faster with 256 channels and more (W4: 0.82x
+  the time of channels first). dw runs channels last.
 
 The results land in flat buffers ``work`` allocated once per call (36 x max(C, F)
 elements a tile each), which the stages take turns to fill.
