@@ -5,7 +5,14 @@ map's time over the fast engine's (:mod:`.fast`, im2col + GEMM or kernel rows):
 
 float64, 2-D 3x3 stride-1 convolutions:
 
-* forward and dx: Winograd F(4x4, 3x3) (:mod:`.winograd4`) where the correlation
+* forward and dx: Winograd F(7x7, 3x3) (:mod:`.winograd7`) with at least 128 channels
+  each way per group, 128 7x7 tiles in the batch, and where F(4x4)'s last tiles, cut,
+  waste at least 1.22x the outputs F(7x7)'s do: W4 (14x14: 16x16 computed in 4x4 tiles,
+  14x14 in 7x7) forward 0.51x, dx 0.55x (F(4x4) 0.67x, 0.72x), 128 channels 14x14 dx
+  0.73x (F(4x4) 0.81x), forward the same; where 4 and 7 both divide (28x28), F(4x4) was
+  as fast or faster (128 channels: 0.60x against 0.69x); with 8 samples of W4 (32 7x7
+  tiles) F(7x7) lost (its filter transform, 81 x C x F, dominates).
+* otherwise forward and dx: Winograd F(4x4, 3x3) (:mod:`.winograd4`) where the correlation
   (x -> y for the forward, dy -> dx for dx) has at least 16 input and 32 output channels
   per group and the batch at least 64 4x4 tiles: W3 (64 channels, 56x56) 0.80x, W4 (256,
   14x14) 0.66-0.74x, 128 channels 28x28 0.57-0.61x, 512 channels 7x7 0.86x, the
@@ -31,7 +38,7 @@ import functools
 import math
 
 from ..geometry import ConvGeometry
-from . import fast, winograd, winograd4
+from . import fast, winograd, winograd4, winograd7
 
 __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winograd",
            "engine_for"]
@@ -64,6 +71,17 @@ def _winograd4_pays(g: ConvGeometry, op: str) -> bool:
     return source >= 16 and target >= 32 and tiles >= 64
 
 
+def _winograd7_pays(g: ConvGeometry, op: str) -> bool:
+    if min(g.in_channels, g.out_channels) // g.groups < 128:
+        return False
+    size = g.out_size if op == "forward" else g.in_size     # what the correlation computes
+    waste = {}                                               # outputs computed, whole tiles
+    for m in (4, 7):
+        waste[m] = -(-size[0] // m) * -(-size[1] // m) * m * m
+    tiles = waste[7] // 49 * g.batch
+    return tiles >= 128 and waste[4] >= 1.22 * waste[7]
+
+
 @functools.lru_cache(maxsize=1536)
 def engine_for(g: ConvGeometry, op: str):
     """The engine module 'auto' computes map ``op`` ('forward', 'grad_input' or
@@ -77,6 +95,8 @@ def engine_for(g: ConvGeometry, op: str):
         c, f = g.in_channels // g.groups, g.out_channels // g.groups
         if g.batch * th * tw >= 4 * math.sqrt(c * f):
             return winograd
+    if op != "grad_weight" and _winograd7_pays(g, op):
+        return winograd7
     return winograd4 if _winograd4_pays(g, op) else fast
 
 
