@@ -33,6 +33,7 @@ __all__ = ["applies", "tiles", "channels_last", "forward", "grad_input", "grad_w
 TARGET_BYTES = 2 * 2**20      # a block's two transform buffers: about the L2 cache
 MIN_ROWS = 64                 # tiles a block at least, for the products
 LAST_CHANNELS = 256           # fwd and dx channels last from this many channels each way
+WEIGHT_ROWS = 1               # dw: tiles a block at least, in units of C F / (C + F)
 
 
 def tiles(g: ConvGeometry, m: int) -> tuple[int, int]:
@@ -81,11 +82,12 @@ class _Plan:
     are allocated once per call and reused for every block.
     """
 
-    def __init__(self, g: ConvGeometry, what: str, buffers: int, fixed: int, m: int):
+    def __init__(self, g: ConvGeometry, what: str, buffers: int, fixed: int, m: int,
+                 least: int = 0):
         th, tw = self.tiles = tiles(g, m)
         itemsize = g.dtype.itemsize
         per_tile = (m + 2) ** 2 * max(g.in_channels, g.out_channels)  # each buffer
-        rows = max(MIN_ROWS, TARGET_BYTES // (2 * per_tile * itemsize))
+        rows = max(MIN_ROWS, least, TARGET_BYTES // (2 * per_tile * itemsize))
         row_bytes = buffers * per_tile * tw * itemsize
         step = plan_chunks(g.batch * th, row_bytes, what, fixed_bytes=fixed * itemsize,
                            preferred_bytes=-(-rows // tw) * row_bytes)
@@ -114,9 +116,12 @@ def forward_plan(g: ConvGeometry, what: str, m: int, held: int = 0) -> _Plan:
 
 def weight_plan(g: ConvGeometry, m: int) -> _Plan:
     """Four buffers of alpha^2 x max(C, F) a tile (x's transform and dy's); fixed: the
-    products and the running sum of dU (alpha^2 x F x C/G each)."""
-    return _Plan(g, "the weight gradient", 4,
-                 2 * (m + 2) ** 2 * g.out_channels * (g.in_channels // g.groups), m)
+    products and the running sum of dU (alpha^2 x F x C/G each). A block has at least
+    WEIGHT_ROWS x C F / (C + F) tiles (per group), so that each block's products
+    (alpha^2 x F x C/G, written and added) stay short next to their sums over tiles."""
+    c, f = g.in_channels // g.groups, g.out_channels // g.groups
+    return _Plan(g, "the weight gradient", 4, 2 * (m + 2) ** 2 * g.out_channels * c, m,
+                 least=int(WEIGHT_ROWS * c * f / (c + f)))
 
 
 def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry, tiling: Tiling,
@@ -160,15 +165,17 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry, tiling: Tiling
     alpha = tiling.alpha
     groups, c_g, f_g = g.groups, g.in_channels // g.groups, g.out_channels // g.groups
     du = np.zeros((alpha * alpha, groups, f_g, c_g), dtype=g.dtype)
-    product = np.empty_like(du)
+    product = np.empty_like(du) if len(plan.blocks) > 1 else None
     tw, work = plan.tiles[1], plan.buffers()
-    for samples, rows in plan.blocks:
+    for i, (samples, rows) in enumerate(plan.blocks):
         v = input_transform(x[samples], g.padding, tw, rows, work[:2], True, tiling)
         dm = output_adjoint(dy[samples], tw, rows, work[2:], tiling)   # (a^2, nT, F)
         n_t = v.shape[1]                                     # v: (a^2, nT, C)
         np.matmul(dm.reshape(alpha * alpha, n_t, groups, f_g).transpose(0, 2, 3, 1),
-                  v.reshape(alpha * alpha, n_t, groups, c_g).swapaxes(1, 2), out=product)
-        du += product                                        # (a^2, G, F/G, C/G)
+                  v.reshape(alpha * alpha, n_t, groups, c_g).swapaxes(1, 2),
+                  out=product if i else du)                  # (a^2, G, F/G, C/G)
+        if i:
+            du += product
     half = np.matmul(tiling.g.T, du.reshape(alpha, alpha, -1))   # (alpha q, 3r, F * C/G)
     dw = np.matmul(tiling.g.T, half.reshape(alpha, -1))      # (3s, 3r * F * C/G), float64
     dw = dw.reshape(3, 3, g.out_channels, c_g)               # (3s, 3r, F, C/G)
