@@ -115,12 +115,13 @@ def forward_plan(g: ConvGeometry, what: str, m: int, held: int = 0) -> _Plan:
 
 
 def weight_plan(g: ConvGeometry, m: int) -> _Plan:
-    """Four buffers of alpha^2 x max(C, F) a tile (x's transform and dy's); fixed: the
+    """Three buffers of alpha^2 x max(C, F) a tile (x's transform, dy's, and their shared
+    scratch); fixed: the
     products and the running sum of dU (alpha^2 x F x C/G each). A block has at least
     WEIGHT_ROWS x C F / (C + F) tiles (per group), so that each block's products
     (alpha^2 x F x C/G, written and added) stay short next to their sums over tiles."""
     c, f = g.in_channels // g.groups, g.out_channels // g.groups
-    return _Plan(g, "the weight gradient", 4, 2 * (m + 2) ** 2 * g.out_channels * c, m,
+    return _Plan(g, "the weight gradient", 3, 2 * (m + 2) ** 2 * g.out_channels * c, m,
                  least=int(WEIGHT_ROWS * c * f / (c + f)))
 
 
@@ -169,7 +170,7 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry, tiling: Tiling
     tw, work = plan.tiles[1], plan.buffers()
     for i, (samples, rows) in enumerate(plan.blocks):
         v = input_transform(x[samples], g.padding, tw, rows, work[:2], True, tiling)
-        dm = output_adjoint(dy[samples], tw, rows, work[2:], tiling)   # (a^2, nT, F)
+        dm = output_adjoint(dy[samples], tw, rows, [work[2], work[0]], tiling)  # (a^2, nT, F)
         n_t = v.shape[1]                                     # v: (a^2, nT, C)
         np.matmul(dm.reshape(alpha * alpha, n_t, groups, f_g).transpose(0, 2, 3, 1),
                   v.reshape(alpha * alpha, n_t, groups, c_g).swapaxes(1, 2),
