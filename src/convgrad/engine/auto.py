@@ -14,17 +14,20 @@ float64, 2-D 3x3 stride-1 convolutions:
   tiles) F(7x7) lost (its filter transform, 81 x C x F, dominates).
 * otherwise forward and dx: Winograd F(4x4, 3x3) (:mod:`.winograd4`) where the correlation
   (x -> y for the forward, dy -> dx for dx) has at least 16 input and 32 output channels
-  per group and the batch at least 64 4x4 tiles: W3 (64 channels, 56x56) 0.80x, W4 (256,
-  14x14) 0.66-0.74x, 128 channels 28x28 0.57-0.61x, 512 channels 7x7 0.86x, the
-  CIFAR-sized second layer (32 -> 64, 16x16) 0.72x forward, 0.92x dx; W2 (16 -> 32)
-  forward 0.96x. It loses with 16 channels (1.1-1.2x), 8 (1.2-1.4x), and on 32 tiles
-  (W4 with N = 2: 1.24x). F(2x2) was slower than F(4x4) on every one of them.
+  per group and the batch at least 64 4x4 tiles: W3 (64 channels, 56x56) 0.71-0.80x, W4
+  0.64-0.74x, 128 channels 28x28 0.56-0.66x, 512 channels 7x7 0.86x, the CIFAR-sized
+  second layer (32 -> 64, 16x16) 0.72x forward, 0.92x dx; W2 (16 -> 32) forward
+  0.83-0.96x (its dx, 32 -> 16, 0.97-1.09x: fast). It loses with 16 channels (1.1-1.2x),
+  8 (1.2-1.4x), and on 32 tiles (W4 with N = 2: 1.24x). F(2x2) was slower than F(4x4)
+  on every one of them.
 * dw: F(2x2, 3x3) (:mod:`.winograd`) where its float32 rule below holds and the batch has
-  at least 4 sqrt(C/G F/G) 2x2 tiles (W4: 0.83x, F(4x4) 0.89x); else F(4x4) with at
-  least 8 channels each way and 2 sqrt(C/G F/G) 4x4 tiles: W2 0.80x, W3 0.69x, 128
-  channels 0.61x, 16 channels 0.67x, 8 channels 0.88x. With few tiles for their
-  channels the transformed filter gradient (36 x F x C/G, 4x dw's size) dominates:
-  W4 with N = 8 1.20x, 512 channels 7x7 2.4x (F(2x2) 1.28x).
+  at least 4 sqrt(C/G F/G) 2x2 tiles (W4: 0.81-0.86x, F(4x4) 0.83-0.89x, F(7x7) 0.6-1.5x
+  as its 40 MB of fresh buffers fault in or not); else F(4x4) with at least 8 channels
+  each way, 2 sqrt(C/G F/G) 4x4 tiles and 2^14 tiles x C/G x F/G: W2 0.80-0.84x, W3
+  0.69x, 128 channels 0.61x, 16 channels 0.67x, 8 channels 0.73-0.88x, 32 tiles of 32
+  channels 0.76-0.83x (36 tiles of 8 channels: 1.44x). With few tiles for their channels
+  the transformed filter gradient (36 x F x C/G, 4x dw's size) dominates: W4 with N = 8
+  1.20x, 512 channels 7x7 2.4x (F(2x2) 1.28x).
 
 float32 (unchanged: F(4x4)'s float32 error is 4-9x the direct method's): F(2x2) for all
 three maps with at least 128 input and output channels per group and 512 2x2 tiles: W4
@@ -66,7 +69,7 @@ def _winograd4_pays(g: ConvGeometry, op: str) -> bool:
     th, tw = winograd4.tiles(g)
     tiles = g.batch * th * tw
     if op == "grad_weight":
-        return min(c, f) >= 8 and tiles >= 2 * math.sqrt(c * f)
+        return min(c, f) >= 8 and tiles >= 2 * math.sqrt(c * f) and tiles * c * f >= 2**14
     source, target = (c, f) if op == "forward" else (f, c)
     return source >= 16 and target >= 32 and tiles >= 64
 
