@@ -6,17 +6,21 @@ matrix products are large enough to outweigh the transforms: at least 128 input 
 relative to the transforms) and 512 2x2 tiles in the batch. Measured (BENCHMARKS.md):
 float32 0.7x the fast engine's time on W4 (256 channels), 0.85-0.9x at 128 channels,
 slower at 64 channels or on small images, where the transforms and the filter transform
-dominate; float64 0.8-0.9x on W4, 1.05-1.15x at 128 channels. The fast engine
-(:mod:`.fast`, im2col + GEMM) everywhere else.
+dominate; float64 0.8-0.9x on W4, 1.05-1.15x at 128 channels. The depthwise engine
+(:mod:`.depthwise`) for depthwise layers where :func:`uses_depthwise` says so (each of
+the three maps chosen on its own). The fast engine (:mod:`.fast`, im2col + GEMM)
+everywhere else.
 """
 from __future__ import annotations
 
 import functools
+import math
 
 from ..geometry import ConvGeometry
-from . import fast, winograd
+from . import depthwise, fast, winograd
 
-__all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winograd"]
+__all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winograd",
+           "uses_depthwise"]
 
 MIN_CHANNELS = {4: 128, 8: 256}       # by itemsize: float32, float64
 MIN_TILES = 512
@@ -34,25 +38,49 @@ def uses_winograd(g: ConvGeometry) -> bool:
             and g.batch * th * tw >= MIN_TILES)
 
 
-def _engine(g: ConvGeometry):
+@functools.lru_cache(maxsize=512)
+def uses_depthwise(g: ConvGeometry, step: str) -> bool:
+    """Whether 'auto' computes ``step`` ("forward", "dx" or "dw") of this geometry with
+    the depthwise engine (:mod:`.depthwise`, banded matrices).
+
+    Measured (BENCHMARKS.md) on depthwise layers with a kernel at least 2 rows high and
+    output rows at least 12 wide, N*H'*W' >= 1024 positions per channel: dx 0.25-0.85x
+    the fast engine's time at any stride and channel multiplier; the forward pass and dw
+    0.55-0.95x at stride 1 without a channel multiplier (up to 1.25x at stride 2, 1.4-1.9x
+    with 2 filters per channel). Smaller maps, single rows or columns: the fast engine.
+    """
+    if not (depthwise.applies(g) and g.kernel_size[0] >= 2 and g.out_size[1] >= 12
+            and g.batch * math.prod(g.out_size) >= 1024):
+        return False
+    return step == "dx" or (g.stride == (1, 1) and g.out_channels == g.in_channels)
+
+
+def _engine(g: ConvGeometry, step: str = ""):
+    if step and uses_depthwise(g, step):
+        return depthwise
     return winograd if uses_winograd(g) else fast
 
 
 def forward(x, w, g: ConvGeometry, what: str = "the forward pass"):
     """y (N, F, *out) from x (N, C, *in) and w (F, C/G, *K)."""
-    return _engine(g).forward(x, w, g, what)
+    return _engine(g, "forward").forward(x, w, g, what)
 
 
 def grad_input(dy, w, g: ConvGeometry):
     """dx (N, C, *in) from dy (N, F, *out) and w (F, C/G, *K)."""
-    return _engine(g).grad_input(dy, w, g)
+    return _engine(g, "dx").grad_input(dy, w, g)
 
 
 def grad_weight(dy, x, g: ConvGeometry):
     """dw (F, C/G, *K) from dy (N, F, *out) and x (N, C, *in)."""
-    return _engine(g).grad_weight(dy, x, g)
+    return _engine(g, "dw").grad_weight(dy, x, g)
 
 
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
-    """MemoryError now when dw or dx cannot fit (:func:`.fast.check_backward`)."""
-    _engine(g).check_backward(g, transposed)
+    """MemoryError now when dw or dx cannot fit (:func:`.fast.check_backward`; the
+    depthwise engine's checks the fast engine's too)."""
+    steps = ("dw", "forward" if transposed else "dx")
+    if any(uses_depthwise(g, step) for step in steps):
+        depthwise.check_backward(g, transposed)
+    else:
+        _engine(g).check_backward(g, transposed)

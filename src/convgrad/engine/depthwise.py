@@ -48,16 +48,21 @@ import math
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..memory import available, check_fits
+from ..memory import available, plan_chunks
 from . import fast
 
 __all__ = ["applies", "forward", "grad_input", "grad_weight", "check_backward"]
 
-PREFERRED_BYTES = 2**20
-"""Scratch per chunk (measured on W7: about one channel of 32 samples, 1 MiB, was
-fastest; the whole batch at once 2x slower, its scratch no longer in the cache)."""
+PREFERRED_ELEMENTS = 2**18
+"""A product's result per group of channels: about one channel of W7's 32 samples (1 MiB
+float32) was measured fastest; the whole batch at once 2x slower (no longer in the cache)."""
+
+STAGED_BYTES = 64 * 2**20
+"""The copies of x, y, dy or dx laid out in blocks, for all channels of a chunk of samples
+(copied in a few calls, not one per group of channels)."""
 
 BAND_ROWS = 9
+SAMPLES = 1 << 30
 """Input rows per block, Bi, aimed at: B = 7 output rows for a 3x3 stride-1 kernel
 (measured fastest on W7, against B = 4 and 14)."""
 
@@ -90,31 +95,50 @@ class _Blocks:
         self.taps = self.multiplier * kw * self.rows                    # rows of T
         # dZ's flat shifts read past a row's end only where sw = 1 (garbage columns)
         self.flat = sw == 1
+        self.main = self.rows * sh                       # input rows each block owns
+        (left, _) = g.padding[1]
+        self.v0 = max(0, left)                            # xq columns v0:v1 hold x's
+        self.v1 = max(self.v0, min(self.cols, g.in_size[1] + left))
+
+    @functools.cache
+    def segments(self, u_lo: int, u_hi: int) -> tuple:
+        """The band rows u_lo <= u < u_hi of every block that lie in the image, as
+        (block, u0, u1, image rows)."""
+        g = self.g
+        top, height = g.padding[0][0], g.in_size[0]
+        out = []
+        for b in range(self.blocks):
+            start = b * self.main - top + u_lo
+            u0, u1 = u_lo + max(0, -start), min(u_hi, height - start + u_lo)
+            if u1 > u0:
+                first = start + u0 - u_lo
+                out.append((b, u0, u1, slice(first, first + u1 - u0)))
+        return tuple(out)
 
     def positions(self, n: int) -> int:
         """Columns of the products for n samples: n * nbo * Wq."""
         return n * self.blocks * self.cols
 
-    def per_channel_sample(self) -> int:
-        """Scratch elements per channel and sample (at most): xq, Z and y's block copy."""
-        p = self.positions(1)
-        return (self.band + self.taps + self.multiplier * self.rows) * p
-
-    def chunks(self, what: str, fixed: int = 0):
-        """[(channels, samples)] slices: as many samples (then channels) as fit
-        PREFERRED_BYTES; MemoryError naming the size if one channel of one sample cannot
-        fit the budget."""
+    def chunks(self, what: str, per_position: int, fixed: int = 0):
+        """[(channels, samples)]: groups of channels whose scratch (``per_position``
+        elements per channel and position) stays near PREFERRED_ELEMENTS, each over the
+        whole batch, or over chunks of samples where the budget asks for it;
+        MemoryError naming the size if one channel of one sample cannot fit (``fixed``
+        elements held throughout)."""
         g = self.g
-        item = g.dtype.itemsize
-        unit = self.per_channel_sample() * item
-        check_fits(unit + fixed * item, what + " (one channel of one sample)")
-        room = max(unit, min(PREFERRED_BYTES, available() - fixed * item))
-        samples = max(1, min(g.batch, room // unit))
-        channels = max(1, min(g.in_channels, room // (unit * samples)))
+        item, per = g.dtype.itemsize, per_position * self.positions(1)
+        one = per * item                                    # one channel of one sample
+        step = plan_chunks(g.batch, one, what + " (one channel)", fixed_bytes=fixed * item,
+                           preferred_bytes=one * min(g.batch, SAMPLES))
+        channels = 1
+        if step == g.batch:
+            room = (available() - fixed * item) // max(one * g.batch, 1)
+            channels = max(1, min(g.in_channels, room,
+                                  PREFERRED_ELEMENTS // max(per * g.batch, 1)))
         return [(slice(c, min(c + channels, g.in_channels)),
-                 slice(n, min(n + samples, g.batch)))
+                 slice(n, min(n + step, g.batch)))
                 for c in range(0, g.in_channels, channels)
-                for n in range(0, g.batch, samples)]
+                for n in range(0, g.batch, step)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -143,35 +167,80 @@ def _band(w: np.ndarray, bl: _Blocks) -> np.ndarray:
     return t_band.reshape(c, bl.taps, bl.band)
 
 
-def _block_rows(bl: _Blocks, b: int, height: int, top: int):
-    """(u0, u1, r0): the rows u0 <= u < u1 of block b that lie in the image, from row r0."""
-    start = b * bl.rows * bl.g.stride[0] - top
-    u0, u1 = max(0, -start), min(bl.band, height - start)
-    return u0, max(u0, u1), start + u0
-
-
 def _lower(x: np.ndarray, bl: _Blocks, xq: np.ndarray) -> None:
     """xq (c, Bi, n, nbo, Wq) from the chunk x (n, c, H, W); the padding in xq stays zero."""
-    g = bl.g
-    (top, _), (left, _) = g.padding
-    height, width = g.in_size
-    v0, v1 = max(0, left), min(bl.cols, width + left)       # xq columns holding x
+    left = bl.g.padding[1][0]
+    v0, v1 = bl.v0, bl.v1
     if v1 <= v0:
         return
-    for b in range(bl.blocks):
-        u0, u1, r0 = _block_rows(bl, b, height, top)
-        if u1 > u0:
-            xq[:, u0:u1, :, b, v0:v1] = x[:, :, r0:r0 + u1 - u0,
-                                          v0 - left:v1 - left].transpose(1, 2, 0, 3)
+    x = x[..., v0 - left:v1 - left]
+    for b, u0, u1, rows in bl.segments(0, bl.band):
+        xq[:, u0:u1, :, b, v0:v1] = x[:, :, rows].transpose(1, 2, 0, 3)   # (c, u, n, v)
 
 
 def _shifted(z: np.ndarray, bl: _Blocks, n: int, j: int) -> np.ndarray:
-    """Z's kernel column j at the columns o*sw + j*dw: (c, F/C, B, n*nbo, W')."""
+    """Z's kernel column j at the columns o*sw + j*dw: (c, F/C, B, n*nbo, W'), a view."""
     g = bl.g
     c = z.shape[0]
     wo, sw, dw = g.out_size[1], g.stride[1], g.dilation[1]
     z6 = z.reshape(c, bl.multiplier, g.kernel_size[1], bl.rows, n * bl.blocks, bl.cols)
     return z6[:, :, j, :, :, j * dw:j * dw + (wo - 1) * sw + 1:sw]
+
+
+def _staged_cols(bl: _Blocks) -> int:
+    """Columns of the staged y or dy blocks: Wq at stride 1 (whole shifted rows), else W'."""
+    return bl.cols if bl.flat else bl.g.out_size[1]
+
+
+def _sum_columns(z: np.ndarray, bl: _Blocks, n: int, yq: np.ndarray) -> None:
+    """yq (c, F/C, B, n*nbo, Wy) = sum_j Z[c, (r, j, t), (m, b, o*sw + j*dw)].
+
+    At stride 1 the shifted blocks are whole rows of Z shifted by j*dw (one long run
+    each); the last (WW - 1)*dw columns of each block row are not outputs, left as they
+    are."""
+    g = bl.g
+    c, p = z.shape[0], z.shape[2]
+    kw, dw = g.kernel_size[1], g.dilation[1]
+    if bl.flat:
+        z5 = z.reshape(c, bl.multiplier, kw, bl.rows, p)
+        run = p - (kw - 1) * dw
+        yq = yq.reshape(c, bl.multiplier, bl.rows, p)[..., :run]
+        z5 = [z5[:, :, j, :, j * dw:j * dw + run] for j in range(kw)]
+    else:
+        z5 = [_shifted(z, bl, n, j) for j in range(kw)]
+    if kw == 1:
+        np.copyto(yq, z5[0])
+    else:
+        np.add(z5[0], z5[1], out=yq)
+    for j in range(2, kw):
+        yq += z5[j]
+
+
+def _spread(dy5: np.ndarray, bl: _Blocks, dz: np.ndarray) -> None:
+    """dZ (c, F/C*WW*B, P) from dy5 (n, c, F/C, H', W'), the chunk of dy: kernel column
+    j's rows hold dy shifted by j*dw (column 0's written in blocks by :func:`_stage_dy`,
+    the others copied from it); the positions no output reaches stay zero. Raises
+    _NotFinite when dy holds an inf or a nan (it would meet the band's zeros)."""
+    g = bl.g
+    n, c = dy5.shape[:2]
+    p = dz.shape[2]
+    kw, dw, wo = g.kernel_size[1], g.dilation[1], g.out_size[1]
+    dz5 = dz.reshape(c, bl.multiplier, kw, bl.rows, p)
+    if bl.flat:
+        _stage_dy(dy5, bl, dz5[:, :, 0].reshape(c, bl.multiplier, bl.rows, n, bl.blocks,
+                                                 bl.cols)[..., :wo])
+    else:
+        _stage_dy(dy5, bl, _shifted(dz, bl, n, 0).reshape(c, bl.multiplier, bl.rows, n,
+                                                             bl.blocks, wo))
+    if not _finite(dz5[:, :, 0]):
+        raise _NotFinite
+    if bl.flat:
+        run = p - (kw - 1) * dw
+        for j in range(1, kw):
+            dz5[:, :, j, :, j * dw:j * dw + run] = dz5[:, :, 0, :, :run]
+    else:
+        for j in range(1, kw):
+            _shifted(dz, bl, n, j)[...] = _shifted(dz, bl, n, 0)
 
 
 class _Scratch:
@@ -195,9 +264,8 @@ class _Scratch:
 
 
 def _finite(a: np.ndarray) -> bool:
-    """Whether every value is finite (an overflowing sum counts as not: the safe side)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(a.sum()))
+    """Whether every value is finite."""
+    return bool(np.isfinite(a).all())
 
 
 class _NotFinite(Exception):
@@ -229,40 +297,49 @@ def _forward(x, t_band, bl: _Blocks, y, what: str) -> None:
     g = bl.g
     m, rows, ho, wo = bl.multiplier, bl.rows, *g.out_size
     y5 = y.reshape(g.batch, g.in_channels, m, ho, wo)          # a view: F = (C, F/C)
+    wy = _staged_cols(bl)
     scratch = _Scratch(g.dtype)
-    for cs, ns in bl.chunks(what, fixed=t_band.size):
+    for cs, ns in bl.chunks(what, bl.band + bl.taps + m * rows, fixed=t_band.size):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
         xq = scratch.get("xq", (c, bl.band, n, bl.blocks, bl.cols), zero=True)
         _lower(x[ns, cs], bl, xq)
+        if not _finite(xq):
+            raise _NotFinite
         z = scratch.get("z", (c, bl.taps, p))
         np.matmul(t_band[cs], xq.reshape(c, bl.band, p), out=z)    # (c, F/C*WW*B, P)
-        yq = scratch.get("yq", (c, m, rows, n * bl.blocks, wo))
-        np.copyto(yq, _shifted(z, bl, n, 0))
-        for j in range(1, g.kernel_size[1]):
-            yq += _shifted(z, bl, n, j)
-        if not _finite(yq):
-            raise _NotFinite
-        yq = yq.reshape(c, m, rows, n, bl.blocks, wo)
-        for b in range(bl.blocks):
-            t1 = min(rows, ho - b * rows)
-            y5[ns, cs, :, b * rows:b * rows + t1] = \
-                yq[:, :, :t1, :, b].transpose(3, 0, 1, 2, 4)       # (n, c, F/C, t, W')
+        yq = scratch.get("yq", (c, m, rows, n * bl.blocks, wy))
+        _sum_columns(z, bl, n, yq)
+        _unblock(yq.reshape(c, m, rows, n, bl.blocks, wy)[..., :wo], bl,
+                 y5[ns, cs])                                   # (n, c, F/C, H', W')
 
 
-def _spread(dy, bl: _Blocks, cs: slice, ns: slice, dz: np.ndarray) -> None:
-    """dZ (c, F/C*WW*B, P) from the chunk of dy: each kernel column's shifted copy;
-    the positions no output reaches stay zero."""
-    g = bl.g
-    n, c = ns.stop - ns.start, cs.stop - cs.start
-    m, rows, ho, wo = bl.multiplier, bl.rows, *g.out_size
-    dyc = dy.reshape(g.batch, g.in_channels, m, ho, wo)[ns, cs]     # (n, c, F/C, H', W')
-    first = _shifted(dz, bl, n, 0).reshape(c, m, rows, n, bl.blocks, wo)
-    for b in range(bl.blocks):
-        t1 = min(rows, ho - b * rows)
-        first[:, :, :t1, :, b] = dyc[:, :, :, b * rows:b * rows + t1].transpose(1, 2, 3, 0, 4)
-    for j in range(1, g.kernel_size[1]):
-        np.copyto(_shifted(dz, bl, n, j), _shifted(dz, bl, n, 0))
+def _unblock(yq: np.ndarray, bl: _Blocks, y5: np.ndarray) -> None:
+    """y5 (n, c, F/C, H', W') from yq (c, F/C, B, n, nbo, W'): the whole blocks in one
+    copy, the last one cut."""
+    rows, ho = bl.rows, bl.g.out_size[0]
+    n, c, m, _, wo = y5.shape
+    whole = ho // rows
+    if whole:
+        y5[:, :, :, :whole * rows].reshape(n, c, m, whole, rows, wo)[...] = \
+            yq[:, :, :, :, :whole].transpose(3, 0, 1, 4, 2, 5)  # (n, c, F/C, nbo, B, W')
+    if whole < bl.blocks:
+        t1 = ho - whole * rows
+        y5[:, :, :, whole * rows:] = yq[:, :, :t1, :, whole].transpose(3, 0, 1, 2, 4)
+
+
+def _stage_dy(dy5: np.ndarray, bl: _Blocks, dyq: np.ndarray) -> None:
+    """dyq (c, F/C, B, n, nbo, W') from dy5 (n, c, F/C, H', W'), the chunk of dy: the
+    adjoint of :func:`_unblock` (the cut rows of the last block stay zero)."""
+    rows, ho = bl.rows, bl.g.out_size[0]
+    n, c, m, _, wo = dy5.shape
+    whole = ho // rows
+    if whole:
+        dyq[:, :, :, :, :whole] = dy5[:, :, :, :whole * rows].reshape(
+            n, c, m, whole, rows, wo).transpose(1, 2, 4, 0, 3, 5)
+    if whole < bl.blocks:
+        t1 = ho - whole * rows
+        dyq[:, :, :t1, :, whole] = dy5[:, :, :, whole * rows:].transpose(1, 2, 3, 0, 4)
 
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
@@ -271,22 +348,32 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     bl = _blocks(g)
     if g.batch == 0 or math.prod(g.out_size) == 0:
         return np.zeros(g.w_shape, dtype=g.dtype)
+    try:
+        return _grad_weight(dy, x, bl)
+    except _NotFinite:
+        return fast.grad_weight(dy, x, g)
+
+
+def _grad_weight(dy, x, bl: _Blocks) -> np.ndarray:
+    g = bl.g
+    m, (ho, wo) = bl.multiplier, g.out_size
+    dy5 = dy.reshape(g.batch, g.in_channels, m, ho, wo)
     d_band = np.zeros((g.in_channels, bl.taps, bl.band), dtype=g.dtype)
     scratch = _Scratch(g.dtype)
-    for cs, ns in bl.chunks("the weight gradient", fixed=d_band.size):
+    for cs, ns in bl.chunks("the weight gradient", bl.band + bl.taps + m * bl.rows,
+                            fixed=2 * d_band.size):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
         xq = scratch.get("xq", (c, bl.band, n, bl.blocks, bl.cols), zero=True)
         _lower(x[ns, cs], bl, xq)
         dz = scratch.get("dz", (c, bl.taps, p), zero=True)
-        _spread(dy, bl, cs, ns, dz)
-        d_band[cs] += np.matmul(dz, xq.reshape(c, bl.band, p).swapaxes(1, 2))
+        _spread(dy5[ns, cs], bl, dz)
+        if not _finite(xq):
+            raise _NotFinite
+        d_band[cs] += np.matmul(dz, xq.reshape(c, bl.band, p).swapaxes(1, 2))  # (c, ., Bi)
     r, j, t, u, _ = _band_index(bl)                         # each (F/C, HH, WW, B)
-    d5 = d_band.reshape(g.in_channels, bl.multiplier, g.kernel_size[1], bl.rows, bl.band)
-    dw = d5[:, r, j, t, u].sum(axis=-1).reshape(g.w_shape)  # (C, F/C, HH, WW, B) summed
-    if not _finite(dw):
-        return fast.grad_weight(dy, x, g)
-    return dw
+    d5 = d_band.reshape(g.in_channels, m, g.kernel_size[1], bl.rows, bl.band)
+    return d5[:, r, j, t, u].sum(axis=-1).reshape(g.w_shape)  # (C, F/C, HH, WW, B) summed
 
 
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
@@ -308,53 +395,37 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
 def _grad_input(dy, t_band_t, bl: _Blocks, dx) -> None:
     """dx from dy, t_band_t (C, Bi, F/C*WW*B) the band transposed."""
     g = bl.g
-    (top, _), (left, _) = g.padding
-    height, width = g.in_size
-    v0, v1 = max(0, left), min(bl.cols, width + left)       # dxq columns inside dx
-    main = bl.rows * g.stride[0]                              # rows each block owns
-    _zero_unreached(dx, bl, v0 - left, v1 - left)
+    m, (ho, wo) = bl.multiplier, g.out_size
+    dy5 = dy.reshape(g.batch, g.in_channels, m, ho, wo)
+    left = g.padding[1][0]
+    _zero_unreached(dx, bl, bl.v0 - left, bl.v1 - left)
     scratch = _Scratch(g.dtype)
-    for cs, ns in bl.chunks("the input gradient", fixed=t_band_t.size):
+    for cs, ns in bl.chunks("the input gradient", bl.band + bl.taps + m * bl.rows,
+                            fixed=t_band_t.size):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
         dz = scratch.get("dz", (c, bl.taps, p), zero=True)
-        _spread(dy, bl, cs, ns, dz)
+        _spread(dy5[ns, cs], bl, dz)
         dxq = scratch.get("dxq", (c, bl.band, p))
         np.matmul(t_band_t[cs], dz, out=dxq)                    # (c, Bi, P)
-        if not _finite(dxq):
-            raise _NotFinite
-        dxq = dxq.reshape(c, bl.band, n, bl.blocks, bl.cols)
-        if v1 <= v0:
+        if bl.v1 <= bl.v0:
             continue
-        out = dx[ns, cs, :, v0 - left:v1 - left]                # (n, c, H, <= W)
-        for halo in (False, True):       # each block's own rows first, then the overlap
-            for b in range(bl.blocks):
-                b0, b1, r0 = _block_rows(bl, b, height, top)
-                u0, u1 = (max(b0, main), b1) if halo else (b0, min(b1, main))
-                if u1 <= u0:
-                    continue
-                rows = slice(r0 + u0 - b0, r0 + u1 - b0)
-                src = dxq[:, u0:u1, :, b, v0:v1].transpose(2, 0, 1, 3)  # (n, c, u, v)
-                if halo:
-                    out[:, :, rows] += src
-                else:
-                    out[:, :, rows] = src
+        dxq = dxq.reshape(c, bl.band, n, bl.blocks, bl.cols)[..., bl.v0:bl.v1]
+        out = dx[ns, cs, :, bl.v0 - left:bl.v1 - left]          # (n, c, H, <= W)
+        for b, u0, u1, rows in bl.segments(0, min(bl.main, bl.band)):   # own rows
+            out[:, :, rows] = dxq[:, u0:u1, :, b].transpose(2, 0, 1, 3)  # (n, c, u, v)
+        for b, u0, u1, rows in bl.segments(bl.main, bl.band):  # then the overlap
+            out[:, :, rows] += dxq[:, u0:u1, :, b].transpose(2, 0, 1, 3)
 
 
 def _zero_unreached(dx, bl: _Blocks, w0: int, w1: int) -> None:
     """Zero the rows and columns of dx that no block's own rows cover (leftover rows
     past the last output, gaps of a stride larger than the kernel): no term reaches them."""
-    g = bl.g
-    (top, _), _ = g.padding
-    height, width = g.in_size
-    main = bl.rows * g.stride[0]
-    covered = np.zeros(height, dtype=bool)
-    for b in range(bl.blocks):
-        u0, u1, r0 = _block_rows(bl, b, height, top)
-        u1 = min(u1, main)
-        if u1 > u0:
-            covered[r0:r0 + u1 - u0] = True
-    dx[:, :, ~covered] = 0
+    covered = np.zeros(bl.g.in_size[0], dtype=bool)
+    for _, _, _, rows in bl.segments(0, min(bl.main, bl.band)):
+        covered[rows] = True
+    if not covered.all():
+        dx[:, :, ~covered] = 0
     dx[..., :max(w0, 0)] = 0
     dx[..., max(w1, 0):] = 0
 
@@ -365,6 +436,8 @@ def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     _require(g)
     fast.check_backward(g, transposed)
     bl = _blocks(g)
-    bl.chunks("the weight gradient", fixed=2 * g.in_channels * bl.taps * bl.band)
-    bl.chunks("the forward pass" if transposed else "the input gradient",
-              fixed=g.in_channels * bl.taps * bl.band)
+    per_position = bl.band + bl.taps + bl.multiplier * bl.rows
+    bands = g.in_channels * bl.taps * bl.band
+    bl.chunks("the weight gradient", per_position, fixed=2 * bands)
+    bl.chunks("the forward pass" if transposed else "the input gradient", per_position,
+              fixed=bands)
