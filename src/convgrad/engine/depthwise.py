@@ -156,15 +156,23 @@ def _band_index(bl: _Blocks):
     return r, j, t, t * sh + i * dh, i
 
 
-def _band(w: np.ndarray, bl: _Blocks) -> np.ndarray:
-    """T (C, F/C*WW*B, Bi) from w (F, 1, HH, WW)."""
+def _band(w: np.ndarray, bl: _Blocks, transposed: bool = False) -> np.ndarray:
+    """T (C, F/C*WW*B + 1, Bi) from w (F, 1, HH, WW), or T^T (C, Bi + 1, F/C*WW*B).
+
+    The last row is a sentinel of zeros: its product row is 0 where the other operand's
+    column is finite and nan where it holds an inf or a nan (0 * inf), so one row of the
+    product tells whether the band's zeros met a non-finite value."""
     g = bl.g
     c, m, kw = g.in_channels, bl.multiplier, g.kernel_size[1]
-    t_band = np.zeros((c, m, kw, bl.rows, bl.band), dtype=g.dtype)
     r, j, t, u, i = _band_index(bl)
     w4 = w.reshape(c, m, *g.kernel_size)                        # (C, F/C, HH, WW)
-    t_band[:, r, j, t, u] = w4[:, r, i, j]
-    return t_band.reshape(c, bl.taps, bl.band)
+    if transposed:
+        t_band = np.zeros((c, bl.band + 1, m, kw, bl.rows), dtype=g.dtype)
+        t_band[:, u, r, j, t] = w4[:, r, i, j]
+        return t_band.reshape(c, bl.band + 1, bl.taps)
+    t_band = np.zeros((c, bl.taps + 1, bl.band), dtype=g.dtype)
+    t_band[:, :-1].reshape(c, m, kw, bl.rows, bl.band)[:, r, j, t, u] = w4[:, r, i, j]
+    return t_band
 
 
 def _lower(x: np.ndarray, bl: _Blocks, xq: np.ndarray) -> None:
@@ -219,8 +227,7 @@ def _sum_columns(z: np.ndarray, bl: _Blocks, n: int, yq: np.ndarray) -> None:
 def _spread(dy5: np.ndarray, bl: _Blocks, dz: np.ndarray) -> None:
     """dZ (c, F/C*WW*B, P) from dy5 (n, c, F/C, H', W'), the chunk of dy: kernel column
     j's rows hold dy shifted by j*dw (column 0's written in blocks by :func:`_stage_dy`,
-    the others copied from it); the positions no output reaches stay zero. Raises
-    _NotFinite when dy holds an inf or a nan (it would meet the band's zeros)."""
+    the others copied from it); the positions no output reaches stay zero."""
     g = bl.g
     n, c = dy5.shape[:2]
     p = dz.shape[2]
@@ -232,8 +239,6 @@ def _spread(dy5: np.ndarray, bl: _Blocks, dz: np.ndarray) -> None:
     else:
         _stage_dy(dy5, bl, _shifted(dz, bl, n, 0).reshape(c, bl.multiplier, bl.rows, n,
                                                              bl.blocks, wo))
-    if not _finite(dz5[:, :, 0]):
-        raise _NotFinite
     if bl.flat:
         run = p - (kw - 1) * dw
         for j in range(1, kw):
@@ -287,7 +292,8 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
     if not _finite(w):
         return fast.forward(x, w, g, what)
     try:
-        _forward(x, _band(w, bl), bl, y, what)
+        with np.errstate(invalid="ignore"):       # 0 * inf, caught by the sentinel
+            _forward(x, _band(w, bl), bl, y, what)
     except _NotFinite:
         return fast.forward(x, w, g, what)
     return y
@@ -299,17 +305,17 @@ def _forward(x, t_band, bl: _Blocks, y, what: str) -> None:
     y5 = y.reshape(g.batch, g.in_channels, m, ho, wo)          # a view: F = (C, F/C)
     wy = _staged_cols(bl)
     scratch = _Scratch(g.dtype)
-    for cs, ns in bl.chunks(what, bl.band + bl.taps + m * rows, fixed=t_band.size):
+    for cs, ns in bl.chunks(what, bl.band + bl.taps + 1 + m * rows, fixed=t_band.size):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
         xq = scratch.get("xq", (c, bl.band, n, bl.blocks, bl.cols), zero=True)
         _lower(x[ns, cs], bl, xq)
-        if not _finite(xq):
+        z = scratch.get("z", (c, bl.taps + 1, p))
+        np.matmul(t_band[cs], xq.reshape(c, bl.band, p), out=z)  # (c, F/C*WW*B + 1, P)
+        if not _finite(z[:, -1]):                                # the sentinel row
             raise _NotFinite
-        z = scratch.get("z", (c, bl.taps, p))
-        np.matmul(t_band[cs], xq.reshape(c, bl.band, p), out=z)    # (c, F/C*WW*B, P)
         yq = scratch.get("yq", (c, m, rows, n * bl.blocks, wy))
-        _sum_columns(z, bl, n, yq)
+        _sum_columns(z[:, :-1], bl, n, yq)
         _unblock(yq.reshape(c, m, rows, n, bl.blocks, wy)[..., :wo], bl,
                  y5[ns, cs])                                   # (n, c, F/C, H', W')
 
@@ -348,10 +354,9 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     bl = _blocks(g)
     if g.batch == 0 or math.prod(g.out_size) == 0:
         return np.zeros(g.w_shape, dtype=g.dtype)
-    try:
-        return _grad_weight(dy, x, bl)
-    except _NotFinite:
-        return fast.grad_weight(dy, x, g)
+    with np.errstate(invalid="ignore"):           # 0 * inf, caught in dw
+        dw = _grad_weight(dy, x, bl)
+    return dw if _finite(dw) else fast.grad_weight(dy, x, g)
 
 
 def _grad_weight(dy, x, bl: _Blocks) -> np.ndarray:
@@ -360,7 +365,7 @@ def _grad_weight(dy, x, bl: _Blocks) -> np.ndarray:
     dy5 = dy.reshape(g.batch, g.in_channels, m, ho, wo)
     d_band = np.zeros((g.in_channels, bl.taps, bl.band), dtype=g.dtype)
     scratch = _Scratch(g.dtype)
-    for cs, ns in bl.chunks("the weight gradient", bl.band + bl.taps + m * bl.rows,
+    for cs, ns in bl.chunks("the weight gradient", bl.band + bl.taps + 1 + m * bl.rows,
                             fixed=2 * d_band.size):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
@@ -368,8 +373,6 @@ def _grad_weight(dy, x, bl: _Blocks) -> np.ndarray:
         _lower(x[ns, cs], bl, xq)
         dz = scratch.get("dz", (c, bl.taps, p), zero=True)
         _spread(dy5[ns, cs], bl, dz)
-        if not _finite(xq):
-            raise _NotFinite
         d_band[cs] += np.matmul(dz, xq.reshape(c, bl.band, p).swapaxes(1, 2))  # (c, ., Bi)
     r, j, t, u, _ = _band_index(bl)                         # each (F/C, HH, WW, B)
     d5 = d_band.reshape(g.in_channels, m, g.kernel_size[1], bl.rows, bl.band)
@@ -386,31 +389,34 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
         return fast.grad_input(dy, w, g)
     dx = np.empty(g.x_shape, dtype=g.dtype)
     try:
-        _grad_input(dy, _band(w, bl).swapaxes(1, 2), bl, dx)
+        with np.errstate(invalid="ignore"):       # 0 * inf, caught by the sentinel
+            _grad_input(dy, _band(w, bl, transposed=True), bl, dx)
     except _NotFinite:
         return fast.grad_input(dy, w, g)
     return dx
 
 
 def _grad_input(dy, t_band_t, bl: _Blocks, dx) -> None:
-    """dx from dy, t_band_t (C, Bi, F/C*WW*B) the band transposed."""
+    """dx from dy, t_band_t (C, Bi + 1, F/C*WW*B) the band transposed (:func:`_band`)."""
     g = bl.g
     m, (ho, wo) = bl.multiplier, g.out_size
     dy5 = dy.reshape(g.batch, g.in_channels, m, ho, wo)
     left = g.padding[1][0]
     _zero_unreached(dx, bl, bl.v0 - left, bl.v1 - left)
     scratch = _Scratch(g.dtype)
-    for cs, ns in bl.chunks("the input gradient", bl.band + bl.taps + m * bl.rows,
+    for cs, ns in bl.chunks("the input gradient", bl.band + bl.taps + 1 + m * bl.rows,
                             fixed=t_band_t.size):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
         dz = scratch.get("dz", (c, bl.taps, p), zero=True)
         _spread(dy5[ns, cs], bl, dz)
-        dxq = scratch.get("dxq", (c, bl.band, p))
-        np.matmul(t_band_t[cs], dz, out=dxq)                    # (c, Bi, P)
+        dxq = scratch.get("dxq", (c, bl.band + 1, p))
+        np.matmul(t_band_t[cs], dz, out=dxq)                    # (c, Bi + 1, P)
+        if not _finite(dxq[:, -1]):                              # the sentinel row
+            raise _NotFinite
         if bl.v1 <= bl.v0:
             continue
-        dxq = dxq.reshape(c, bl.band, n, bl.blocks, bl.cols)[..., bl.v0:bl.v1]
+        dxq = dxq[:, :-1].reshape(c, bl.band, n, bl.blocks, bl.cols)[..., bl.v0:bl.v1]
         out = dx[ns, cs, :, bl.v0 - left:bl.v1 - left]          # (n, c, H, <= W)
         for b, u0, u1, rows in bl.segments(0, min(bl.main, bl.band)):   # own rows
             out[:, :, rows] = dxq[:, u0:u1, :, b].transpose(2, 0, 1, 3)  # (n, c, u, v)
@@ -436,7 +442,7 @@ def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     _require(g)
     fast.check_backward(g, transposed)
     bl = _blocks(g)
-    per_position = bl.band + bl.taps + bl.multiplier * bl.rows
+    per_position = bl.band + bl.taps + 1 + bl.multiplier * bl.rows
     bands = g.in_channels * bl.taps * bl.band
     bl.chunks("the weight gradient", per_position, fixed=2 * bands)
     bl.chunks("the forward pass" if transposed else "the input gradient", per_position,
