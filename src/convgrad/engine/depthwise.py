@@ -23,9 +23,10 @@ a shifted block). The band multiplies Bi/HH times the multiply-adds the convolut
 needs (3x for 3x3, B = 7), but BLAS runs it at a good fraction of its peak, and every
 copy moves rows W long. The gradients are the adjoint and the band's own gradient:
 
-* dx: dZ[c, (r, j, t), (m, b, o*sw + j*dw)] = dy[m, c*F/C + r, b*B + t, o] (zero
-  elsewhere), dxq (C, Bi, n*nbo*Wq) = T^T @ dZ, each block's rows added back into dx
-  (docs/math.md#the-input-gradient-dx);
+* dx: at stride 1 with one filter per channel, the forward pass on dy with the filters
+  rotated (itself a depthwise correlation, docs/math.md#the-input-gradient-dx); else the
+  adjoint: dZ[c, (r, j, t), (m, b, o*sw + j*dw)] = dy[m, c*F/C + r, b*B + t, o] (zero
+  elsewhere), dxq (C, Bi, n*nbo*Wq) = T^T @ dZ, each block's rows added back into dx;
 * dw: dT (C, F/C*WW*B, Bi) = dZ @ xq^T summed over the chunks, and
   dw[c*F/C + r, 0, i, j] = sum_t dT[c, (r, j, t), t*sh + i*dh], the band's diagonals
   (docs/math.md#the-weight-gradient-dw).
@@ -33,9 +34,10 @@ copy moves rows W long. The gradients are the adjoint and the band's own gradien
 Applies to 2-D convolutions with one input channel per group (any kernel, stride,
 dilation, padding, channel multiplier). The products multiply the padding's zeros (and
 the band's) by x, w and dy: where an input holds an inf or a nan, 0 * inf = nan would
-spread to outputs PyTorch keeps finite, so a call whose result is not finite is computed
-again by the fast engine. The batch and the channels are chunked so that a chunk's
-scratch stays near PREFERRED_BYTES (in the CPU's cache) and within the memory budget.
+spread to outputs PyTorch keeps finite, so such a call (told by a sentinel row of the
+band, :func:`_band`, or by dw itself) is computed by the fast engine instead. Each chunk
+is one channel (or a few) of the whole batch, its scratch near PREFERRED_ELEMENTS (in
+the CPU's cache); the batch is cut too where the memory budget asks.
 
 Arrays: x (N, C, H, W), w (F, 1, HH, WW), y and dy (N, F, H', W'), in the geometry's
 dtype.
@@ -57,12 +59,8 @@ PREFERRED_ELEMENTS = 2**18
 """A product's result per group of channels: about one channel of W7's 32 samples (1 MiB
 float32) was measured fastest; the whole batch at once 2x slower (no longer in the cache)."""
 
-STAGED_BYTES = 64 * 2**20
-"""The copies of x, y, dy or dx laid out in blocks, for all channels of a chunk of samples
-(copied in a few calls, not one per group of channels)."""
 
 BAND_ROWS = 9
-SAMPLES = 1 << 30
 """Input rows per block, Bi, aimed at: B = 7 output rows for a 3x3 stride-1 kernel
 (measured fastest on W7, against B = 4 and 14)."""
 
@@ -129,7 +127,7 @@ class _Blocks:
         item, per = g.dtype.itemsize, per_position * self.positions(1)
         one = per * item                                    # one channel of one sample
         step = plan_chunks(g.batch, one, what + " (one channel)", fixed_bytes=fixed * item,
-                           preferred_bytes=one * min(g.batch, SAMPLES))
+                           preferred_bytes=one * g.batch)
         channels = 1
         if step == g.batch:
             room = (available() - fixed * item) // max(one * g.batch, 1)
@@ -390,10 +388,22 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
     dx = np.empty(g.x_shape, dtype=g.dtype)
     try:
         with np.errstate(invalid="ignore"):       # 0 * inf, caught by the sentinel
-            _grad_input(dy, _band(w, bl, transposed=True), bl, dx)
+            if _swaps(g):
+                swapped = _blocks(fast._swapped_geometry(g))
+                _forward(dy, _band(fast._rotated_swapped(w, g.groups), swapped), swapped, dx,
+                         "the input gradient")
+            else:
+                _grad_input(dy, _band(w, bl, transposed=True), bl, dx)
     except _NotFinite:
         return fast.grad_input(dy, w, g)
     return dx
+
+
+def _swaps(g: ConvGeometry) -> bool:
+    """dx as the forward correlation of dy with the rotated filters (stride 1, one filter
+    per channel: then itself depthwise; docs/math.md#the-input-gradient-dx): measured
+    0.85-0.9x the adjoint's time on W7 (no overlapping rows to add back)."""
+    return g.stride == (1, 1) and g.out_channels == g.in_channels
 
 
 def _grad_input(dy, t_band_t, bl: _Blocks, dx) -> None:
@@ -445,5 +455,11 @@ def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     per_position = bl.band + bl.taps + 1 + bl.multiplier * bl.rows
     bands = g.in_channels * bl.taps * bl.band
     bl.chunks("the weight gradient", per_position, fixed=2 * bands)
-    bl.chunks("the forward pass" if transposed else "the input gradient", per_position,
-              fixed=bands)
+    if transposed:
+        bl.chunks("the forward pass", per_position, fixed=bands)
+    elif _swaps(g):
+        swapped = _blocks(fast._swapped_geometry(g))
+        swapped.chunks("the input gradient", swapped.band + swapped.taps + 1 + swapped.rows,
+                       fixed=bands + g.out_channels * math.prod(g.kernel_size))
+    else:
+        bl.chunks("the input gradient", per_position, fixed=bands)
