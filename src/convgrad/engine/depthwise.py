@@ -361,7 +361,9 @@ def _grad_weight(dy, x, bl: _Blocks) -> np.ndarray:
     g = bl.g
     m, (ho, wo) = bl.multiplier, g.out_size
     dy5 = dy.reshape(g.batch, g.in_channels, m, ho, wo)
+    kw, dw = g.kernel_size[1], g.dilation[1]
     d_band = np.zeros((g.in_channels, bl.taps, bl.band), dtype=g.dtype)
+    d_band4 = d_band.reshape(g.in_channels, m, kw, bl.rows, bl.band)
     scratch = _Scratch(g.dtype)
     for cs, ns in bl.chunks("the weight gradient", bl.band + bl.taps + 1 + m * bl.rows,
                             fixed=2 * d_band.size):
@@ -369,12 +371,22 @@ def _grad_weight(dy, x, bl: _Blocks) -> np.ndarray:
         p = bl.positions(n)
         xq = scratch.get("xq", (c, bl.band, n, bl.blocks, bl.cols), zero=True)
         _lower(x[ns, cs], bl, xq)
-        dz = scratch.get("dz", (c, bl.taps, p), zero=True)
-        _spread(dy5[ns, cs], bl, dz)
-        d_band[cs] += np.matmul(dz, xq.reshape(c, bl.band, p).swapaxes(1, 2))  # (c, ., Bi)
+        xq = xq.reshape(c, bl.band, p)
+        if bl.flat:         # dy once, times x shifted by j*dw: a product per kernel column
+            dyq = scratch.get("dyq", (c, m, bl.rows, n, bl.blocks, bl.cols), zero=True)
+            _stage_dy(dy5[ns, cs], bl, dyq[..., :wo])
+            run = p - (kw - 1) * dw
+            d = dyq.reshape(c, m * bl.rows, p)[..., :run]           # (c, F/C*B, run)
+            for j in range(kw):
+                d_band4[cs, :, j] += np.matmul(
+                    d, xq[..., j * dw:j * dw + run].swapaxes(1, 2)).reshape(
+                        c, m, bl.rows, bl.band)                    # (c, F/C, B, Bi)
+        else:
+            dz = scratch.get("dz", (c, bl.taps, p), zero=True)
+            _spread(dy5[ns, cs], bl, dz)
+            d_band[cs] += np.matmul(dz, xq.swapaxes(1, 2))        # (c, F/C*WW*B, Bi)
     r, j, t, u, _ = _band_index(bl)                         # each (F/C, HH, WW, B)
-    d5 = d_band.reshape(g.in_channels, m, g.kernel_size[1], bl.rows, bl.band)
-    return d5[:, r, j, t, u].sum(axis=-1).reshape(g.w_shape)  # (C, F/C, HH, WW, B) summed
+    return d_band4[:, r, j, t, u].sum(axis=-1).reshape(g.w_shape)  # (C, F/C, HH, WW, B)
 
 
 def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
