@@ -139,16 +139,21 @@ def test_depthwise_refuses_what_it_does_not_compute():
     assert not depthwise.applies(g1)
 
 
+ALL = {"forward", "dx", "dw"}
+
+
 @pytest.mark.parametrize("x_shape,w_shape,kw,dtype,expected", [
-    ((32, 128, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float32, {"forward", "dx", "dw"}),
-    ((32, 128, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float64, {"forward", "dx", "dw"}),
-    ((32, 128, 28, 28), (128, 1, 5, 5), dict(padding=2), np.float32, {"forward", "dx", "dw"}),
-    ((32, 128, 28, 28), (128, 1, 3, 3), dict(padding=1, stride=2), np.float32, {"dx"}),
-    ((32, 64, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float32, {"dx"}),   # 2 per channel
-    ((1, 128, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float32, set()),   # 784 positions
-    ((32, 128, 8, 8), (128, 1, 3, 3), dict(padding=1), np.float32, set()),    # rows of 8
-    ((32, 128, 1, 200), (128, 1, 1, 3), dict(padding=(0, 1)), np.float32, set()),
+    ((32, 128, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float32, ALL),     # W7
+    ((32, 128, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float64, ALL),
+    ((32, 128, 28, 28), (128, 1, 5, 5), dict(padding=2), np.float32, ALL),
+    ((32, 128, 8, 8), (128, 1, 3, 3), dict(padding=1), np.float32, ALL),       # 2048
+    ((32, 128, 28, 28), (128, 1, 3, 3), dict(padding=1, stride=2), np.float32, {"dx", "dw"}),
+    ((32, 64, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float32, {"dx", "dw"}),  # F = 2C
+    ((1, 128, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float32, {"dw"}),   # 784
+    ((8, 128, 12, 12), (128, 1, 3, 3), dict(padding=1), np.float64, {"dw"}),   # 1152
+    ((32, 128, 1, 200), (128, 1, 1, 3), dict(padding=(0, 1)), np.float32, {"dw"}),
     ((32, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), np.float32, set()),  # not depthwise
+    ((32, 128, 28, 28), (128, 2, 3, 3), dict(padding=1), np.float32, set()),    # C/G = 2
 ])
 def test_auto_picks_depthwise_where_measured_faster(x_shape, w_shape, kw, dtype, expected):
     x = np.broadcast_to(dtype(0), x_shape)
@@ -166,16 +171,16 @@ def test_auto_gives_the_depthwise_engines_numbers_where_it_picks_it(monkeypatch)
         monkeypatch.setattr(depthwise, name, lambda *a, _f=original, _n=name, **k:
                             calls.append(_n) or _f(*a, **k))
     rng = np.random.default_rng(8)
-    x, w = rng.standard_normal((2, 8, 28, 28)), rng.standard_normal((8, 1, 3, 3))
+    x, w = rng.standard_normal((3, 8, 28, 28)), rng.standard_normal((8, 1, 3, 3))
     b = rng.standard_normal(8)
-    dy = rng.standard_normal((2, 8, 28, 28))
+    dy = rng.standard_normal((3, 8, 28, 28))
     kw = dict(padding=1, groups=8)
     ours = (cg.conv2d(x, w, b, **kw), *cg.conv2d_backward(dy, x, w, b, **kw))
     assert sorted(calls) == ["forward", "grad_input", "grad_weight"]
     for a, t in zip(ours, torch_conv(x, w, b, dy, **kw)):
         assert rel_err(a, t) < 1e-10
     calls.clear()
-    xt = rng.standard_normal((2, 8, 28, 28))              # transposed: its forward is dx
+    xt = rng.standard_normal((3, 8, 28, 28))              # transposed: its forward is dx
     kt = dict(stride=2, padding=1, output_padding=1, groups=8)
     y = cg.conv_transpose2d(xt, w, b, **kt)
     assert calls == ["grad_input"]

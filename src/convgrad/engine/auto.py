@@ -24,6 +24,7 @@ __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winog
 
 MIN_CHANNELS = {4: 128, 8: 256}       # by itemsize: float32, float64
 MIN_TILES = 512
+MIN_DEPTHWISE_POSITIONS = 2048        # N*H'*W' for the depthwise forward pass and dx
 
 
 @functools.lru_cache(maxsize=512)
@@ -41,16 +42,20 @@ def uses_winograd(g: ConvGeometry) -> bool:
 @functools.lru_cache(maxsize=512)
 def uses_depthwise(g: ConvGeometry, step: str) -> bool:
     """Whether 'auto' computes ``step`` ("forward", "dx" or "dw") of this geometry with
-    the depthwise engine (:mod:`.depthwise`, banded matrices).
+    the depthwise engine (:mod:`.depthwise`, banded matrices), each map on its own.
 
-    Measured (BENCHMARKS.md) on depthwise layers with a kernel at least 2 rows high and
-    output rows at least 12 wide, N*H'*W' >= 1024 positions per channel: dx 0.25-0.85x
-    the fast engine's time at any stride and channel multiplier; the forward pass and dw
-    0.55-0.95x at stride 1 without a channel multiplier (up to 1.25x at stride 2, 1.4-1.9x
-    with 2 filters per channel). Smaller maps, single rows or columns: the fast engine.
+    Measured (BENCHMARKS.md, one thread) against the fast engine on 2-D depthwise layers:
+    dw 0.24-0.81x everywhere (1.03x float64 at stride 2); the forward pass 0.47-0.9x at
+    stride 1 with one filter per channel from N*H'*W' = 2048 positions per channel (up to
+    1.2x below that, at stride 2 and with two filters per channel); dx the same at stride
+    1 (the same product), 0.37-0.55x at stride 2 and 0.8-0.9x with two filters per
+    channel; kernels one row high 2.4-3.4x (the band has nothing to fold).
     """
-    if not (depthwise.applies(g) and g.kernel_size[0] >= 2 and g.out_size[1] >= 12
-            and g.batch * math.prod(g.out_size) >= 1024):
+    if not depthwise.applies(g):
+        return False
+    if step == "dw":
+        return True
+    if g.kernel_size[0] < 2 or g.batch * math.prod(g.out_size) < MIN_DEPTHWISE_POSITIONS:
         return False
     return step == "dx" or (g.stride == (1, 1) and g.out_channels == g.in_channels)
 

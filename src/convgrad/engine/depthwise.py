@@ -20,7 +20,7 @@ rows into one product per channel:
 
 (docs/math.md#the-forward-index-map: the sum over i is inside the band, the sum over j
 a shifted block). The band multiplies Bi/HH times the multiply-adds the convolution
-needs (3x for 3x3, B = 7), but BLAS runs it at a good fraction of its peak, and every
+needs (2x for 3x3, B = 4), but BLAS runs it at a good fraction of its peak, and every
 copy moves rows W long. The gradients are the adjoint and the band's own gradient:
 
 * dx: at stride 1 with one filter per channel, the forward pass on dy with the filters
@@ -60,9 +60,13 @@ PREFERRED_ELEMENTS = 2**18
 float32) was measured fastest; the whole batch at once 2x slower (no longer in the cache)."""
 
 
-BAND_ROWS = 9
-"""Input rows per block, Bi, aimed at: B = 7 output rows for a 3x3 stride-1 kernel
-(measured fastest on W7, against B = 4 and 14)."""
+BAND_ROWS = 6
+"""Input rows per block, Bi, aimed at, with at least MIN_ROWS output rows per block:
+B = 4 for a 3x3 kernel (Bi = 6 at stride 1, 9 at stride 2), 5x5 and 7x7 (Bi = 8, 10).
+Measured against Bi = 9 (B = 7 for 3x3) and 12, and against fewer rows for larger
+kernels: W7 0.9-1.0x, 5x5 kernels 0.8-0.95x, 112x112 maps 0.7-1.0x, 7x7 even."""
+
+MIN_ROWS = 4
 
 
 def applies(g: ConvGeometry) -> bool:
@@ -85,7 +89,7 @@ class _Blocks:
         (sh, sw), (dh, dw) = g.stride, g.dilation
         halo = (kh - 1) * dh + 1
         self.g = g
-        self.rows = max(1, min(ho, (BAND_ROWS - halo) // sh + 1))      # B
+        self.rows = max(1, min(ho, max(MIN_ROWS, (BAND_ROWS - halo) // sh + 1)))  # B
         self.band = (self.rows - 1) * sh + halo                         # Bi
         self.blocks = -(-ho // self.rows)                               # nbo
         self.cols = (wo - 1) * sw + (kw - 1) * dw + 1                   # Wq
@@ -127,7 +131,7 @@ class _Blocks:
         item, per = g.dtype.itemsize, per_position * self.positions(1)
         one = per * item                                    # one channel of one sample
         step = plan_chunks(g.batch, one, what + " (one channel)", fixed_bytes=fixed * item,
-                           preferred_bytes=one * g.batch)
+                           preferred_bytes=PREFERRED_ELEMENTS * item)
         channels = 1
         if step == g.batch:
             room = (available() - fixed * item) // max(one * g.batch, 1)
