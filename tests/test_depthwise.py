@@ -82,17 +82,19 @@ def test_w7_sized_layer_matches_torch(dtype):
         assert rel_err(ours, t) < TOLERANCE[dtype]
 
 
-def test_a_tiny_budget_chunks_the_batch_and_stays_within_it():
+@pytest.mark.parametrize("multiplier", [1, 2])      # dx: the rotated forward, the adjoint
+def test_a_tiny_budget_chunks_the_batch_and_stays_within_it(multiplier):
     import tracemalloc
     rng = np.random.default_rng(6)
-    x, w = rng.standard_normal((5, 3, 16, 17)), rng.standard_normal((6, 1, 3, 3))
+    x, w = rng.standard_normal((5, 3, 16, 17)), rng.standard_normal((3 * multiplier, 1, 3, 3))
     kw = dict(padding=((2, 0), (1, 1)), groups=3)
     dy = rng.standard_normal(cg.conv2d(x, w, **kw).shape)
     truth = torch_conv(x, w, None, dy, **kw)[:3]
-    budget = 80_000
+    budget = 40_000 * multiplier
     *_, g = conv_geometry(x, w, nd=2, **kw)
+    bl = depthwise._blocks(g)
     with cg.memory_budget(budget):
-        chunks = depthwise._blocks(g).chunks("test", 50)
+        chunks = bl.chunks("test", bl.band + bl.taps + 1 + bl.multiplier * bl.rows)
     assert len({ns.start for _, ns in chunks}) > 1     # the batch is cut, channel by channel
     tracemalloc.start()
     try:

@@ -301,13 +301,16 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
     return y
 
 
-def _forward(x, t_band, bl: _Blocks, y, what: str) -> None:
+def _forward(x, t_band, bl: _Blocks, y, what: str, held: int = 0) -> None:
+    """y from x and the band (:func:`_band`), chunk by chunk (``held``: elements of
+    scratch the caller holds meanwhile)."""
     g = bl.g
     m, rows, ho, wo = bl.multiplier, bl.rows, *g.out_size
     y5 = y.reshape(g.batch, g.in_channels, m, ho, wo)          # a view: F = (C, F/C)
     wy = _staged_cols(bl)
     scratch = _Scratch(g.dtype)
-    for cs, ns in bl.chunks(what, bl.band + bl.taps + 1 + m * rows, fixed=t_band.size):
+    for cs, ns in bl.chunks(what, bl.band + bl.taps + 1 + m * rows,
+                            fixed=t_band.size + held):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
         xq = scratch.get("xq", (c, bl.band, n, bl.blocks, bl.cols), zero=True)
@@ -406,8 +409,9 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
         with np.errstate(invalid="ignore"):       # 0 * inf, caught by the sentinel
             if _swaps(g):
                 swapped = _blocks(fast._swapped_geometry(g))
-                _forward(dy, _band(fast._rotated_swapped(w, g.groups), swapped), swapped, dx,
-                         "the input gradient")
+                rotated = fast._rotated_swapped(w, g.groups)          # (C, 1, HH, WW)
+                _forward(dy, _band(rotated, swapped), swapped, dx, "the input gradient",
+                         held=rotated.size)
             else:
                 _grad_input(dy, _band(w, bl, transposed=True), bl, dx)
     except _NotFinite:
