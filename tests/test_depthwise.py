@@ -156,6 +156,8 @@ ALL = {"forward", "dx", "dw"}
     ((32, 128, 1, 200), (128, 1, 1, 3), dict(padding=(0, 1)), np.float32, {"dw"}),
     ((32, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), np.float32, set()),  # not depthwise
     ((32, 128, 28, 28), (128, 2, 3, 3), dict(padding=1), np.float32, set()),    # C/G = 2
+    ((32, 32, 28, 28), (128, 1, 3, 3), dict(padding=1), np.float32, set()),    # F = 4C
+    ((32, 1, 28, 28), (8, 1, 3, 3), dict(padding=1), np.float32, set()),       # one channel
 ])
 def test_auto_picks_depthwise_where_measured_faster(x_shape, w_shape, kw, dtype, expected):
     x = np.broadcast_to(dtype(0), x_shape)

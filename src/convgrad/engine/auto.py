@@ -25,6 +25,7 @@ __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winog
 MIN_CHANNELS = {4: 128, 8: 256}       # by itemsize: float32, float64
 MIN_TILES = 512
 MIN_DEPTHWISE_POSITIONS = 2048        # N*H'*W' for the depthwise forward pass and dx
+MAX_DEPTHWISE_MULTIPLIER = 2          # filters per channel, F/C
 
 
 @functools.lru_cache(maxsize=512)
@@ -49,9 +50,12 @@ def uses_depthwise(g: ConvGeometry, step: str) -> bool:
     stride 1 with one filter per channel from N*H'*W' = 2048 positions per channel (up to
     1.2x below that, at stride 2 and with two filters per channel); dx the same at stride
     1 (the same product), 0.37-0.55x at stride 2 and 0.8-0.9x with two filters per
-    channel; kernels one row high 2.4-3.4x (the band has nothing to fold).
+    channel; kernels one row high 2.4-3.4x (the band has nothing to fold). More filters
+    per channel (a layer with one input channel: F/C rows of the band for each) stay with
+    the fast engine's products, whose rows are the filters.
     """
-    if not depthwise.applies(g):
+    if not (depthwise.applies(g) and g.groups > 1
+            and g.out_channels <= MAX_DEPTHWISE_MULTIPLIER * g.in_channels):
         return False
     if step == "dw":
         return True
