@@ -46,11 +46,12 @@ def uses_depthwise(g: ConvGeometry, step: str) -> bool:
     the depthwise engine (:mod:`.depthwise`, banded matrices), each map on its own.
 
     Measured (BENCHMARKS.md, one thread) against the fast engine on 2-D depthwise layers:
-    dw 0.24-0.81x everywhere (1.03x float64 at stride 2); the forward pass 0.47-0.9x at
-    stride 1 with one filter per channel from N*H'*W' = 2048 positions per channel (up to
-    1.2x below that, at stride 2 and with two filters per channel); dx the same at stride
-    1 (the same product), 0.37-0.55x at stride 2 and 0.8-0.9x with two filters per
-    channel; kernels one row high 2.4-3.4x (the band has nothing to fold). More filters
+    dw 0.24-0.94x everywhere (1.03x float64 at stride 2); the forward pass 0.47-0.97x at
+    stride 1 with one filter per channel from N*H'*W' = 2048 positions per channel (1.08x
+    float64 on 14x14 maps; up to 1.2x below 2048 positions, at stride 2 and with two
+    filters per channel); dx the same at stride 1 (the same product), 0.37-0.55x at
+    stride 2, 0.8-0.9x with two filters per channel; kernels one row high 2.4-3.4x (the
+    band has nothing to fold). More filters
     per channel (a layer with one input channel: F/C rows of the band for each) stay with
     the fast engine's products, whose rows are the filters.
     """
