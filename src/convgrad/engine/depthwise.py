@@ -270,6 +270,13 @@ class _Scratch:
         return view
 
 
+def _met_non_finite(sentinel: np.ndarray) -> bool:
+    """Whether the sentinel row of a product (:func:`_band`) met an inf or a nan: it holds
+    only zeros (0 * finite) and nans (0 * inf, 0 * nan), so its sum is 0 or nan (no
+    overflow, no warning), one reduction."""
+    return bool(sentinel.sum() != 0)
+
+
 def _finite(a: np.ndarray) -> bool:
     """Whether every value is finite."""
     return bool(np.isfinite(a).all())
@@ -317,7 +324,7 @@ def _forward(x, t_band, bl: _Blocks, y, what: str, held: int = 0) -> None:
         _lower(x[ns, cs], bl, xq)
         z = scratch.get("z", (c, bl.taps + 1, p))
         np.matmul(t_band[cs], xq.reshape(c, bl.band, p), out=z)  # (c, F/C*WW*B + 1, P)
-        if not _finite(z[:, -1]):                                # the sentinel row
+        if _met_non_finite(z[:, -1]):
             raise _NotFinite
         yq = scratch.get("yq", (c, m, rows, n * bl.blocks, wy))
         _sum_columns(z[:, :-1], bl, n, yq)
@@ -442,7 +449,7 @@ def _grad_input(dy, t_band_t, bl: _Blocks, dx) -> None:
         _spread(dy5[ns, cs], bl, dz)
         dxq = scratch.get("dxq", (c, bl.band + 1, p))
         np.matmul(t_band_t[cs], dz, out=dxq)                    # (c, Bi + 1, P)
-        if not _finite(dxq[:, -1]):                              # the sentinel row
+        if _met_non_finite(dxq[:, -1]):
             raise _NotFinite
         if bl.v1 <= bl.v0:
             continue
