@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import convgrad as cg
-from convgrad.engine import auto, fast, winograd, winograd4, winograd7, winograd_mxm
+from convgrad.engine import (auto, depthwise, fast, winograd, winograd4, winograd7,
+                             winograd_mxm)
 from convgrad.geometry import conv_geometry
 from helpers import rel_err, torch_conv, torch_conv_transpose
 
@@ -337,7 +338,7 @@ AUTO_CASES = [
     ((32, 64, 56, 56), (64, 64, 3, 3), np.float32, (F, F, F)),
     ((32, 64, 14, 14), (64, 64, 3, 3), np.float64, (W4, W4, W4)),
     ((32, 128, 28, 28), (128, 128, 3, 3), np.float64, (W4, W4, W4)),
-    ((32, 64, 56, 56), (64, 1, 3, 3), np.float64, (F, F, F)),          # depthwise
+    ((32, 64, 56, 56), (64, 1, 3, 3), np.float64, (depthwise,) * 3),  # depthwise
     ((32, 64, 56, 56), (64, 64, 5, 5), np.float64, (F, F, F)),
 ]
 

@@ -33,6 +33,9 @@ float32 (unchanged: F(4x4)'s float32 error is 4-9x the direct method's): F(2x2) 
 three maps with at least 128 input and output channels per group and 512 2x2 tiles: W4
 0.7x, 128 channels 0.85-0.9x; slower at 64 channels or on small images.
 
+Depthwise layers: the depthwise engine (:mod:`.depthwise`, banded matrices) where
+:func:`uses_depthwise` says so (each of the three maps chosen on its own).
+
 The fast engine everywhere else.
 """
 from __future__ import annotations
@@ -41,14 +44,17 @@ import functools
 import math
 
 from ..geometry import ConvGeometry
-from . import fast, winograd, winograd4, winograd7
+from . import depthwise, fast, winograd, winograd4, winograd7
 
 __all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winograd",
-           "engine_for"]
+           "uses_depthwise", "engine_for"]
 
 MIN_CHANNELS = {4: 128, 8: 256}       # F(2x2), by itemsize: float32, float64
 MIN_TILES = 512
+MIN_DEPTHWISE_POSITIONS = 2048        # N*H'*W' for the depthwise forward pass and dx
+MAX_DEPTHWISE_MULTIPLIER = 2          # filters per channel, F/C
 MAPS = ("forward", "grad_input", "grad_weight")
+_STEPS = {"forward": "forward", "grad_input": "dx", "grad_weight": "dw"}
 
 
 @functools.lru_cache(maxsize=512)
@@ -62,6 +68,31 @@ def uses_winograd(g: ConvGeometry) -> bool:
     return (g.in_channels // g.groups >= channels
             and g.out_channels // g.groups >= channels
             and g.batch * th * tw >= MIN_TILES)
+
+
+@functools.lru_cache(maxsize=512)
+def uses_depthwise(g: ConvGeometry, step: str) -> bool:
+    """Whether 'auto' computes ``step`` ("forward", "dx" or "dw") of this geometry with
+    the depthwise engine (:mod:`.depthwise`, banded matrices), each map on its own.
+
+    Measured (BENCHMARKS.md, one thread) against the fast engine on 2-D depthwise layers:
+    dw 0.24-0.94x everywhere (1.03x float64 at stride 2); the forward pass 0.47-0.97x at
+    stride 1 with one filter per channel from N*H'*W' = 2048 positions per channel (1.08x
+    float64 on 14x14 maps; up to 1.2x below 2048 positions, at stride 2 and with two
+    filters per channel); dx the same at stride 1 (the same product), 0.37-0.55x at
+    stride 2, 0.8-0.9x with two filters per channel; kernels one row high 2.4-3.4x (the
+    band has nothing to fold). More filters
+    per channel (a layer with one input channel: F/C rows of the band for each) stay with
+    the fast engine's products, whose rows are the filters.
+    """
+    if not (depthwise.applies(g) and g.groups > 1
+            and g.out_channels <= MAX_DEPTHWISE_MULTIPLIER * g.in_channels):
+        return False
+    if step == "dw":
+        return True
+    if g.kernel_size[0] < 2 or g.batch * math.prod(g.out_size) < MIN_DEPTHWISE_POSITIONS:
+        return False
+    return step == "dx" or (g.stride == (1, 1) and g.out_channels == g.in_channels)
 
 
 def _winograd4_pays(g: ConvGeometry, op: str) -> bool:
@@ -91,6 +122,8 @@ def engine_for(g: ConvGeometry, op: str):
     'grad_weight') of ``g`` with."""
     if op not in MAPS:
         raise ValueError(f"op={op!r}; expected one of {', '.join(map(repr, MAPS))}")
+    if uses_depthwise(g, _STEPS[op]):
+        return depthwise
     if g.dtype.itemsize != 8 or not winograd4.applies(g):
         return winograd if uses_winograd(g) else fast
     if op == "grad_weight" and uses_winograd(g):
@@ -120,7 +153,7 @@ def grad_weight(dy, x, g: ConvGeometry):
 
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     """MemoryError now when dw or dx cannot fit (each engine's check_backward, which
-    also checks the fast engine's)."""
+    also checks the fast engine's; the depthwise engine's too)."""
     ops = ("grad_weight", "forward" if transposed else "grad_input")
     for engine in dict.fromkeys(engine_for(g, op) for op in ops):
         engine.check_backward(g, transposed)
