@@ -56,7 +56,8 @@ def cook_toom(points, m: int):
     """(B^T, G, A^T) of F(m, 3) from alpha - 1 = m + 1 finite points (and infinity):
     A^T = E_m^T, G = E_3 and B^T = V^-T (V = E_alpha), each row of B^T then scaled to
     the smallest integers (the least common multiple of its denominators over the
-    greatest common divisor of the numerators) and G's row divided by the same factor (:mod:`.winograd4` derives it)."""
+    greatest common divisor of the numerators) and G's row divided by the same factor
+    (:mod:`.winograd4` derives it)."""
     alpha = m + 2
     if len(points) != alpha - 1 or len(set(map(Fraction, points))) != alpha - 1:
         raise ValueError(f"F({m}, 3) needs {alpha - 1} distinct points; got {points}")
