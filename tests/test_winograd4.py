@@ -54,13 +54,13 @@ def _inverse(m: list[list[Fraction]]) -> list[list[Fraction]]:
 
 def test_winograd4_matrices_are_the_documented_ones():
     """The docstring's B^T, G, A^T (points 0, 1, -1, 1/2, -2)."""
-    np.testing.assert_array_equal(winograd4.B_T, [
+    np.testing.assert_array_equal(winograd4.TILING.b_t, [
         [2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, -2, 5, -1, -2, 0],
         [0, 2, 1, -2, -1, 0], [0, 1, -2, -1, 2, 0], [0, 2, -3, -4, 3, 2]])
-    np.testing.assert_allclose(winograd4.G, [
+    np.testing.assert_allclose(winograd4.TILING.g, [
         [1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, -1 / 6, 1 / 6],
         [16 / 15, 8 / 15, 4 / 15], [1 / 30, -1 / 15, 2 / 15], [0, 0, 1 / 2]], rtol=1e-15)
-    np.testing.assert_array_equal(winograd4.A_T, [
+    np.testing.assert_array_equal(winograd4.TILING.a_t, [
         [1, 1, 1, 1, 1, 0], [0, 1, -1, 1 / 2, -2, 0], [0, 1, 1, 1 / 4, 4, 0],
         [0, 1, -1, 1 / 8, -8, 1]])
 

@@ -49,8 +49,6 @@ engine instead.
 """
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 
 from ..geometry import ConvGeometry
@@ -59,10 +57,9 @@ from .winograd import applies
 from .winograd_tiles import Tiling
 
 __all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "check_backward",
-           "TILING", "B_T", "G", "A_T"]
+           "TILING"]
 
-TILING = Tiling(4, (0, 1, -1, Fraction(1, 2), -2))
-B_T, G, A_T = TILING.b_t, TILING.g, TILING.a_t
+TILING = Tiling(4, (0, 1, -1, "1/2", -2))
 
 
 def _require(g: ConvGeometry) -> None:

@@ -13,8 +13,6 @@ F(4x4) is faster (0.60x against 0.69x). 'auto' picks it per :mod:`.auto`.
 """
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 
 from ..geometry import ConvGeometry
@@ -25,7 +23,7 @@ from .winograd_tiles import Tiling
 __all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "check_backward",
            "TILING"]
 
-TILING = Tiling(7, (0, 1, -1, Fraction(1, 2), Fraction(-1, 2), 2, -2, 3))
+TILING = Tiling(7, (0, 1, -1, "1/2", "-1/2", 2, -2, 3))
 
 
 def _require(g: ConvGeometry) -> None:

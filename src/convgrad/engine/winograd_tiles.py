@@ -21,9 +21,8 @@ elements a tile each), which the stages take turns to fill.
 """
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 
@@ -31,15 +30,17 @@ __all__ = ["Tiling", "cook_toom", "view", "input_transform", "multiply", "output
            "output_adjoint"]
 
 
-def _evaluation(points, n: int) -> list[list[Fraction]]:
-    """E_n (alpha x n): row p the powers of point p; the last row picks the leading
-    coefficient (the point at infinity)."""
+def _evaluation(points, n: int) -> list:
+    """E_n (alpha x n): row p the powers of point p (Fractions); the last row picks the
+    leading coefficient (the point at infinity)."""
+    from fractions import Fraction      # here: import convgrad stays light
     return ([[Fraction(p) ** j for j in range(n)] for p in points]
             + [[Fraction(0)] * (n - 1) + [Fraction(1)]])
 
 
-def _inverse(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
-    """Exact Gauss-Jordan inverse of a square matrix of fractions."""
+def _inverse(matrix: list) -> list:
+    """Exact Gauss-Jordan inverse of a square matrix of Fractions."""
+    from fractions import Fraction
     n = len(matrix)
     a = [row[:] + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(matrix)]
     for col in range(n):
@@ -52,12 +53,13 @@ def _inverse(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
     return [row[n:] for row in a]
 
 
-def cook_toom(points, m: int):
+def cook_toom(points, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B^T, G, A^T) of F(m, 3) from alpha - 1 = m + 1 finite points (and infinity):
     A^T = E_m^T, G = E_3 and B^T = V^-T (V = E_alpha), each row of B^T then scaled to
     the smallest integers (the least common multiple of its denominators over the
     greatest common divisor of the numerators) and G's row divided by the same factor
     (:mod:`.winograd4` derives it)."""
+    from fractions import Fraction
     alpha = m + 2
     if len(points) != alpha - 1 or len(set(map(Fraction, points))) != alpha - 1:
         raise ValueError(f"F({m}, 3) needs {alpha - 1} distinct points; got {points}")
@@ -72,24 +74,34 @@ def cook_toom(points, m: int):
     return tuple(np.array(mat, dtype=np.float64) for mat in (b_t, g, a_t))
 
 
-@dataclass(frozen=True)
 class Tiling:
-    """F(m x m, 3x3) at the given points: tile sizes and matrices."""
-    m: int
-    points: tuple
-    b_t: np.ndarray = field(init=False, repr=False, compare=False)
-    g: np.ndarray = field(init=False, repr=False, compare=False)
-    a_t: np.ndarray = field(init=False, repr=False, compare=False)
+    """F(m x m, 3x3) at the given points (ints or strings such as '1/2'): tile sizes,
+    and the matrices, built on first use."""
 
-    def __post_init__(self):
-        b_t, g, a_t = cook_toom(self.points, self.m)
-        for name, value in (("b_t", b_t), ("g", g), ("a_t", a_t)):
+    def __init__(self, m: int, points: tuple):
+        self.m, self.alpha, self.points = m, m + 2, tuple(points)
+
+    @functools.cached_property
+    def _matrices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        matrices = cook_toom(self.points, self.m)
+        for value in matrices:
             value.flags.writeable = False
-            object.__setattr__(self, name, value)
+        return matrices
 
     @property
-    def alpha(self) -> int:
-        return self.m + 2
+    def b_t(self) -> np.ndarray:
+        """B^T (alpha x alpha)."""
+        return self._matrices[0]
+
+    @property
+    def g(self) -> np.ndarray:
+        """G (alpha x 3)."""
+        return self._matrices[1]
+
+    @property
+    def a_t(self) -> np.ndarray:
+        """A^T (m x alpha)."""
+        return self._matrices[2]
 
 
 def view(buffer: np.ndarray, shape) -> np.ndarray:
