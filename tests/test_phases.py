@@ -21,7 +21,7 @@ import convgrad as cg
 from convgrad import nn
 from convgrad.engine import fast, phases
 from convgrad.geometry import conv_geometry
-from helpers import rel_err, torch_conv
+from helpers import rel_err, torch_conv, torch_conv_transpose
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 CONV = {1: cg.conv1d, 2: cg.conv2d, 3: cg.conv3d}
@@ -174,3 +174,20 @@ def test_nonfinite_values_propagate_like_torch(target, index, value):
         np.testing.assert_array_equal(np.isneginf(a), np.isneginf(t))
         finite = np.isfinite(t)
         np.testing.assert_allclose(a[finite], t[finite], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("output_padding", [0, 1])
+def test_transposed_convolution_by_phase_matches_torch(dtype, output_padding):
+    """A transposed convolution's forward pass is the convolution's dx: col2im by phase."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 9, 11)).astype(dtype)
+    w = rng.standard_normal((8, 3, 7, 7)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    kw = dict(stride=2, padding=3, output_padding=output_padding)
+    y = cg.conv_transpose2d(x, w, b, **kw)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    g = conv_geometry(np.broadcast_to(0.0, y.shape), w, nd=2, stride=2, padding=3)[-1]
+    assert phases.applies(g) and fast._input_plan(g).phased
+    truth = torch_conv_transpose(x, w, b, dy, **kw)
+    _check((y, *cg.conv_transpose2d_backward(dy, x, w, b, **kw)), truth, dtype, dy)
