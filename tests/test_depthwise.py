@@ -92,7 +92,7 @@ def test_a_tiny_budget_chunks_the_batch_and_stays_within_it(multiplier):
     truth = torch_conv(x, w, None, dy, **kw)[:3]
     budget = 40_000 * multiplier
     *_, g = conv_geometry(x, w, nd=2, **kw)
-    bl = depthwise._blocks(g)
+    bl = depthwise.layout.blocks(g)
     with cg.memory_budget(budget):
         chunks = bl.chunks("test", bl.band + bl.taps + 1 + bl.multiplier * bl.rows)
     assert len({ns.start for _, ns in chunks}) > 1     # the batch is cut, channel by channel

@@ -8,7 +8,8 @@ float32 0.7x the fast engine's time on W4 (256 channels), 0.85-0.9x at 128 chann
 slower at 64 channels or on small images, where the transforms and the filter transform
 dominate; float64 0.8-0.9x on W4, 1.05-1.15x at 128 channels. The depthwise engine
 (:mod:`.depthwise`) for depthwise layers where :func:`uses_depthwise` says so (each of
-the three maps chosen on its own). The fast engine (:mod:`.fast`, im2col + GEMM)
+the three maps chosen on its own; :func:`backward` both gradients in one call where the
+depthwise engine computes both). The fast engine (:mod:`.fast`, im2col + GEMM)
 everywhere else.
 """
 from __future__ import annotations
@@ -19,8 +20,8 @@ import math
 from ..geometry import ConvGeometry
 from . import depthwise, fast, winograd
 
-__all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winograd",
-           "uses_depthwise"]
+__all__ = ["forward", "grad_input", "grad_weight", "backward", "check_backward",
+           "uses_winograd", "uses_depthwise"]
 
 MIN_CHANNELS = {4: 128, 8: 256}       # by itemsize: float32, float64
 MIN_TILES = 512
@@ -86,11 +87,27 @@ def grad_weight(dy, x, g: ConvGeometry):
     return _engine(g, "dw").grad_weight(dy, x, g)
 
 
+def _combined(g: ConvGeometry) -> bool:
+    """Whether :func:`backward` hands both dx and dw to :func:`.depthwise.backward`."""
+    return (uses_depthwise(g, "dx") and uses_depthwise(g, "dw")
+            and depthwise.shares(g))
+
+
+def backward(dy, x, w, g: ConvGeometry, need_dx: bool = True, need_dw: bool = True):
+    """(dx (N, C, *in), dw (F, C/G, *K)), each None unless asked for, from dy (N, F, *out),
+    x and w: the depthwise engine's backward where it computes both and lays dy out once
+    for them (:func:`.depthwise.shares`); else dw, then dx, each by its own engine."""
+    if need_dx and need_dw and _combined(g):
+        return depthwise.backward(dy, x, w, g)
+    dw = grad_weight(dy, x, g) if need_dw else None
+    return (grad_input(dy, w, g) if need_dx else None), dw
+
+
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     """MemoryError now when dw or dx cannot fit (:func:`.fast.check_backward`; the
     depthwise engine's checks the fast engine's too)."""
     steps = ("dw", "forward" if transposed else "dx")
     if any(uses_depthwise(g, step) for step in steps):
-        depthwise.check_backward(g, transposed)
+        depthwise.check_backward(g, transposed, combined=not transposed and _combined(g))
     else:
         _engine(g).check_backward(g, transposed)
