@@ -217,15 +217,16 @@ class Scratch:
         self.dtype = dtype
         self.buffers = {}
 
-    def get(self, name: str, shape, zero: bool = False) -> np.ndarray:
-        shape = tuple(shape)
-        flat, old = self.buffers.get(name, (None, None))
+    def get(self, name: str, shape: tuple, zero: bool = False) -> np.ndarray:
+        flat, old, view = self.buffers.get(name, (None, None, None))
+        if old == shape:                  # the same chunk shape again: the same view
+            return view
         if flat is None:
             flat = np.empty(math.prod(shape), dtype=self.dtype)
         view = flat[:math.prod(shape)].reshape(shape)
-        if zero and old != shape:
+        if zero:
             view[...] = 0
-        self.buffers[name] = (flat, shape)
+        self.buffers[name] = (flat, shape, view)
         return view
 
 
