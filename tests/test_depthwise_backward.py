@@ -1,8 +1,8 @@
 """The depthwise engine's backward pass in one call (engine/depthwise.py ``backward``).
 
-Where the output has the input's size at stride 1 with one filter per channel, dy is
-laid out once for both dx and dw (``shares``): drawn over such geometries (kernels 1-5,
-dilations 1-3, every split of the padding between the two sides, N = 0-3, odd sizes),
+At stride 1 with one filter per channel dy is laid out once for both dx and dw (dw as
+the rotated weight gradient of dx's correlation, ``shares``): drawn over such geometries
+(kernels 1-5, dilations 1-3, (lo, hi) padding 0-4 each, N = 0-3, odd sizes),
 float64 to 1e-10 of PyTorch's float64 autograd and float32 within the suite's float32
 tolerance; over every depthwise geometry with each need_dx / need_dw combination (the
 fallback to the two separate calls); a budget small enough to chunk the batch, counted
@@ -26,20 +26,18 @@ from test_depthwise import TOLERANCE, _arrays, depthwise_geometries
 
 
 @st.composite
-def same_size_geometries(draw):
-    """Stride 1, one filter per channel, padding (lo, hi) with lo + hi = (k-1)*d."""
-    c = draw(st.integers(1, 4))
-    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    pads = []
-    for k, d in zip(kernel, dilation):
-        lo = draw(st.integers(0, (k - 1) * d))
-        pads.append((lo, (k - 1) * d - lo))
-    size = (draw(st.integers(1, 13)), draw(st.integers(1, 13)))
-    return dict(x_shape=(draw(st.integers(0, 3)), c, *size), w_shape=(c, 1, *kernel),
-                kw=dict(padding=tuple(pads), dilation=dilation, groups=c),
-                dtype=draw(st.sampled_from([np.float32, np.float64])),
-                seed=draw(st.integers(0, 2**31)))
+def stride_one_geometries(draw):
+    """Stride 1, one filter per channel: test_depthwise's geometries otherwise."""
+    geo = draw(depthwise_geometries())
+    c = geo["x_shape"][1]
+    geo["w_shape"] = (c, 1, *geo["w_shape"][2:])
+    geo["kw"]["stride"] = 1
+    size = []
+    for n, k, d, (lo, hi) in zip(geo["x_shape"][2:], geo["w_shape"][2:],
+                                 geo["kw"]["dilation"], geo["kw"]["padding"]):
+        size.append(max(n, d * (k - 1) + 1 - lo - hi))
+    geo["x_shape"] = (*geo["x_shape"][:2], *size)
+    return geo
 
 
 def _backward(x, w, dy, kw, need_dx=True, need_dw=True):
@@ -48,7 +46,7 @@ def _backward(x, w, dy, kw, need_dx=True, need_dw=True):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(same_size_geometries())
+@given(stride_one_geometries())
 def test_backward_with_dy_laid_out_once_matches_torch(geo):
     x, w, dy = _arrays(geo)
     g, (dx, dw) = _backward(x, w, dy, geo["kw"])
@@ -73,14 +71,14 @@ def test_backward_gives_what_is_asked_on_every_depthwise_geometry(geo, need_dx, 
             assert rel_err(ours, t) < TOLERANCE[geo["dtype"]]
 
 
-def test_shares_only_where_the_blocks_of_dy_agree():
+def test_shares_where_dx_is_a_correlation_of_dy():
     def shares(x_shape, w_shape, **kw):
         *_, g = conv_geometry(np.zeros(x_shape), np.zeros(w_shape), nd=2, **kw)
         return depthwise.shares(g)
     assert shares((2, 4, 9, 9), (4, 1, 3, 3), padding=1, groups=4)
     assert shares((2, 4, 9, 9), (4, 1, 3, 5), padding=((0, 2), (3, 5)), dilation=(1, 2),
                   groups=4)
-    assert not shares((2, 4, 9, 9), (4, 1, 3, 3), padding=0, groups=4)        # smaller
+    assert shares((2, 4, 9, 9), (4, 1, 3, 3), padding=((4, 0), (0, 0)), groups=4)
     assert not shares((2, 4, 9, 9), (4, 1, 3, 3), padding=1, stride=2, groups=4)
     assert not shares((2, 4, 9, 9), (8, 1, 3, 3), padding=1, groups=4)        # F = 2C
 
@@ -109,8 +107,7 @@ def test_a_tiny_budget_chunks_the_shared_backward_and_stays_within_it():
     *_, g = conv_geometry(x, w, nd=2, **kw)
     assert depthwise.shares(g)
     budget = 80_000
-    bl = depthwise.layout.blocks(g)
-    _, per_position, fixed = depthwise._backward_plan(bl)
+    bl, per_position, fixed = depthwise._backward_plan(g)
     with cg.memory_budget(budget):
         chunks = bl.chunks("test", per_position, fixed=fixed)
     assert len({ns.start for _, ns in chunks}) > 1     # the batch is cut, channel by channel
@@ -150,18 +147,19 @@ def test_non_finite_values_in_the_shared_backward_propagate_as_in_torch(where, v
 
 @pytest.mark.parametrize("kw,expected", [
     (dict(padding=1), ["backward"]),                                  # dy laid out once
-    (dict(padding=0), ["grad_weight", "grad_input"]),      # smaller output: dw, then dx
+    (dict(padding=0), ["backward"]),
+    (dict(padding=1, stride=2), ["grad_weight", "grad_input"]),   # dw, then dx
 ])
 def test_conv2d_backward_through_auto(kw, expected, monkeypatch):
     """'auto' hands both gradients to the depthwise engine's backward where it lays dy
-    out once (the output has the input's size); else dw, then dx, each on its own."""
+    out once (stride 1); else dw, then dx, each on its own."""
     calls = []
     for name in ("grad_input", "grad_weight", "backward"):
         original = getattr(depthwise, name)
         monkeypatch.setattr(depthwise, name, lambda *a, _f=original, _n=name, **k:
                             calls.append(_n) or _f(*a, **k))
     rng = np.random.default_rng(8)
-    x, w, b = (rng.standard_normal(s) for s in ((3, 8, 30, 30), (8, 1, 3, 3), (8,)))
+    x, w, b = (rng.standard_normal(s) for s in ((10, 8, 30, 30), (8, 1, 3, 3), (8,)))
     kw = dict(kw, groups=8)
     dy = rng.standard_normal(cg.conv2d(x, w, **kw).shape)
     *_, g = conv_geometry(x, w, nd=2, **kw)

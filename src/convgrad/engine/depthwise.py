@@ -30,9 +30,9 @@ copy moves rows W long. The gradients are the adjoint and the band's own gradien
 * dw: dT (C, F/C*WW*B, Bi) = dZ @ xq^T summed over the chunks, and
   dw[c*F/C + r, 0, i, j] = sum_t dT[c, (r, j, t), t*sh + i*dh], the band's diagonals
   (docs/math.md#the-weight-gradient-dw);
-* :func:`backward`, both: where dx is that forward pass on dy and the output has the
-  input's size (:func:`shares`), dx's blocks of dy are dw's with a halo, so each chunk
-  of dy is laid out once, for both products.
+* :func:`backward`, both: where dx is that forward pass on dy, dw is the rotated weight
+  gradient of the same correlation, with x in dy's place: each chunk of dy is laid out
+  once, for both products, and x copied into blocks of rows without a halo.
 
 The layout (blocks, bands, the copies in and out): :mod:`.depthwise_layout`.
 
@@ -247,12 +247,12 @@ def _grad_input(dy, t_band_t, bl: layout.Blocks, dx) -> None:
 
 
 def shares(g: ConvGeometry) -> bool:
-    """Whether :func:`backward` lays dy out once for both dx and dw: dx is the forward
-    correlation of dy (:func:`_swaps`) and the output has the input's size (stride 1,
-    'same' padding, as W7), so that dx's blocks of dy rows, with their halo, are dw's
-    blocks of dy rows (the same B, nbo and Wq) with the halo around them."""
-    return (applies(g) and _swaps(g) and g.out_size == g.in_size
-            and math.prod(g.out_size) > 0)
+    """Whether :func:`backward` lays dy out once for both dx and dw: where dx is the
+    forward correlation of dy with the rotated filters (:func:`_swaps`: stride 1, one
+    filter per channel), so that dw is that correlation's weight gradient, rotated, which
+    multiplies the same blocks of dy (:func:`_backward`)."""
+    return (applies(g) and _swaps(g) and math.prod(g.out_size) > 0
+            and math.prod(g.in_size) > 0)
 
 
 def backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, g: ConvGeometry,
@@ -260,54 +260,61 @@ def backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, g: ConvGeometry,
     """(dx, dw), each None unless asked for: (N, C, H, W) and (F, 1, HH, WW), from dy
     (N, F, H', W'), x and w. Where :func:`shares` says so, each chunk of dy is laid out
     once, for dw's product (first) and dx's; else :func:`grad_weight`, then
-    :func:`grad_input`. Measured on W7: 0.85-0.9x the two calls' time (BENCHMARKS.md)."""
+    :func:`grad_input`."""
     _require(g)
     if not (need_dx and need_dw and shares(g) and g.batch and layout.finite(w)):
         dw = grad_weight(dy, x, g) if need_dw else None
         return (grad_input(dy, w, g) if need_dx else None), dw
     try:
         with np.errstate(invalid="ignore"):       # 0 * inf, caught by the sentinel and dw
-            dx, dw = _backward(dy, x, w, layout.blocks(g))
+            dx, dw = _backward(dy, x, w, g)
     except layout.NotFinite:                      # dy holds an inf or a nan
         dw = grad_weight(dy, x, g)
         return fast.grad_input(dy, w, g), dw
     return dx, (dw if layout.finite(dw) else fast.grad_weight(dy, x, g))
 
 
-def _backward_plan(bl: layout.Blocks):
+def _backward_plan(g: ConvGeometry):
     """(blocks of the swapped geometry, scratch per channel and position, fixed scratch)
-    of :func:`_backward`: xq and dy's blocks, then dx's product as :func:`_forward`'s."""
-    swapped = layout.blocks(fast._swapped_geometry(bl.g))
-    g = bl.g
-    fixed = (2 * g.in_channels * bl.taps * bl.band                   # dw's band, its sum
-             + g.in_channels * (swapped.taps + 1) * swapped.band     # dx's band
+    of :func:`_backward`: x's blocks, then dx's product as :func:`_forward`'s."""
+    swapped = layout.blocks(fast._swapped_geometry(g))
+    bands = g.in_channels * swapped.taps * swapped.band
+    fixed = (2 * bands                                               # dw's band, its sum
+             + bands + g.in_channels * swapped.band                  # dx's, its sentinel
              + g.out_channels * math.prod(g.kernel_size))            # the rotated filters
-    return swapped, bl.band + _forward_scratch(swapped), fixed
+    return swapped, swapped.rows + _forward_scratch(swapped), fixed
 
 
-def _backward(dy, x, w, bl: layout.Blocks):
-    """dx and dw (:func:`backward`) with dy laid out once per chunk: dyq[c, u, m, b, v] =
-    dy[m, c, b*B + u - top', v - left'] (dx's swapped geometry, padding top', left'),
-    whose rows top' <= u < top' + B from column left' on are dw's staged dy (zero past
-    each row's W' columns: the right padding, then the next row's left padding)."""
-    g = bl.g
-    swapped, per_position, fixed = _backward_plan(bl)
-    rotated = fast._rotated_swapped(w, g.groups)                      # (C, 1, HH, WW)
-    t_band = layout.band(rotated, swapped)
-    (top, _), (left, _) = swapped.g.padding
+def _backward(dy, x, w, g: ConvGeometry):
+    """dx and dw (:func:`backward`), dy laid out once per chunk. With A_s(w) dx's
+    correlation (the swapped geometry, dy -> dx) and rot(w) the rotated filters,
+    <dy, A(w) x> = <x, A_s(rot w) dy> (docs/math.md#the-input-gradient-dx), so
+
+        dx = A_s(rot w) dy             (:func:`_forward` on dy's blocks dyq)
+        dw = rot(grad_weight_s(x, dy)) (the band's gradient with x in dy's place:
+                                        x staged in blocks of B rows times dyq shifted)
+
+    (docs/math.md#the-weight-gradient-dw); x is copied once, without a halo, instead of
+    lowered with one."""
+    swapped, per_position, fixed = _backward_plan(g)
+    bl = swapped
+    t_band = layout.band(fast._rotated_swapped(w, g.groups), bl)   # rot(w): (C, 1, HH, WW)
     dx = np.empty(g.x_shape, dtype=g.dtype)
-    dx5 = dx.reshape(g.batch, g.in_channels, 1, *g.in_size)
+    dx5 = dx.reshape(g.batch, g.in_channels, 1, *g.in_size)          # a view
+    x5 = x.reshape(g.batch, g.in_channels, 1, *g.in_size)
     d_band4 = np.zeros((g.in_channels, 1, g.kernel_size[1], bl.rows, bl.band), dtype=g.dtype)
     scratch = layout.Scratch(g.dtype)
     for cs, ns in bl.chunks("the backward pass", per_position, fixed=fixed):
         c, n = cs.stop - cs.start, ns.stop - ns.start
         p = bl.positions(n)
-        xq = _lowered(x[ns, cs], bl, scratch, "xq").reshape(c, bl.band, p)
-        dyq = _lowered(dy[ns, cs], swapped, scratch, "dyq")  # (c, Bi, n, nbo, Wq)
-        d = dyq.reshape(c, swapped.band, p)[:, top:top + bl.rows, left:]  # (c, B, P - left)
-        _add_band_grad(d, xq, bl, d_band4[cs])                 # dw first, then dx
-        _product(dyq, t_band[cs], swapped, dx5[ns, cs], scratch)
-    return dx, _diagonals(d_band4, bl)
+        dyq = _lowered(dy[ns, cs], bl, scratch, "dyq")             # (c, Bi, n, nbo, Wq)
+        xs = scratch.get("xs", (c, 1, bl.rows, n, bl.blocks, bl.cols), zero=True)
+        layout.stage_dy(x5[ns, cs], bl, xs[..., :g.in_size[1]])   # (c, 1, B, n, nbo, W)
+        _add_band_grad(xs.reshape(c, bl.rows, p), dyq.reshape(c, bl.band, p), bl,
+                       d_band4[cs])                                # dw first, then dx
+        _product(dyq, t_band[cs], bl, dx5[ns, cs], scratch)
+    dw_s = _diagonals(d_band4, bl)                                 # (C, 1, HH, WW)
+    return dx, np.ascontiguousarray(dw_s[:, :, ::-1, ::-1])
 
 
 def check_backward(g: ConvGeometry, transposed: bool = False,
@@ -324,8 +331,8 @@ def check_backward(g: ConvGeometry, transposed: bool = False,
     if transposed:
         bl.chunks("the forward pass", per_position, fixed=bands)
     elif combined and shares(g):
-        _, per_position, fixed = _backward_plan(bl)
-        bl.chunks("the backward pass", per_position, fixed=fixed)
+        swapped, per_position, fixed = _backward_plan(g)
+        swapped.chunks("the backward pass", per_position, fixed=fixed)
     elif _swaps(g):
         swapped = layout.blocks(fast._swapped_geometry(g))
         swapped.chunks("the input gradient", _forward_scratch(swapped),
