@@ -10,7 +10,12 @@ for small maps, :mod:`.channels_last`; for 2-D stride-1 forward passes and input
 gradients, :mod:`.kernel_rows`), planned within the memory budget by :mod:`.plan`,
 optionally reusing a layer's forward columns (:mod:`.columns`); :mod:`.winograd` as
 Winograd F(2x2, 3x3) for 3x3 stride-1 2-D geometries; :mod:`.depthwise` as banded
-matrix products for 2-D depthwise layers; and :mod:`.auto` picks, per geometry, the one
-measured fastest.
+matrix products for 2-D depthwise layers (its layout in :mod:`.depthwise_layout`); and
+:mod:`.auto` picks, per geometry, the one measured fastest. An engine may also offer
+
+    backward(dy, x, w, g, need_dx, need_dw)   (dx, dw) in one call
+
+(:mod:`.auto`'s, for the depthwise engine's, which lays dy out once for both);
+:mod:`convgrad.functional` calls it where it exists, else grad_weight then grad_input.
 :mod:`convgrad.functional` chooses the engine and combines the maps.
 """
