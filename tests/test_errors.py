@@ -133,7 +133,7 @@ ERRORS = [
     ("x-no-channels", conv(x=np.zeros((2, 0, 8, 8)), w=np.zeros((4, 0, 3, 3))), ValueError, ["no channels (C = 0)"]),
     ("w-no-filters", conv(w=np.zeros((0, 3, 3, 3))), ValueError, ["no filters (F = 0)"]),
     ("w-empty-kernel", conv(w=np.zeros((4, 3, 0, 3))), ValueError, ["empty kernel (H)"]),
-    ("algorithm-unknown", conv(algorithm="gpu"), ValueError, ["conv2d: algorithm='gpu'", "'auto', 'fast', 'winograd', 'reference'"]),
+    ("algorithm-unknown", conv(algorithm="gpu"), ValueError, ["conv2d: algorithm='gpu'", "'auto', 'fast', 'winograd', 'winograd4', 'winograd7', 'reference'"]),
     ("x-masked", conv(x=np.ma.masked_array(x4, mask=x4 > 0)), TypeError, ["x is a masked array", "would ignore its mask", "x.filled(value)"]),
     ("x-tensor-requires-grad", lambda: cg.conv2d(_tensor_requiring_grad(), w4), TypeError, ["x is a torch.Tensor", "requires grad", "x.detach().cpu().numpy()"]),
     ("layer-kernel-too-large", lambda: nn.Conv2d(3, 4, 2**40), MemoryError, ["Conv2d: the weight of shape (4, 3, 1099511627776, 1099511627776)", "would need"]),

@@ -26,7 +26,9 @@ _CONV = """{nd}-D convolution, a cross-correlation (as in PyTorch): y = x * w + 
         groups: splits C and F into this many independent convolutions (groups = C is
             depthwise).
         algorithm: 'auto' (the fastest measured for the geometry), 'fast' (im2col + BLAS),
-            'winograd' (F(2x2, 3x3): 2-D 3x3 stride 1 only) or 'reference' (plain loops).
+            'winograd' (F(2x2, 3x3): 2-D 3x3 stride 1 only), 'winograd4' (F(4x4, 3x3):
+            the same geometries), 'winograd7' (F(7x7, 3x3): the same, float64 only) or
+            'reference' (plain loops).
         padding_mode: what the padding holds, PyTorch's modes: 'zeros' (default),
             'reflect' (mirrored, the edge not repeated; padding < size), 'replicate' (the
             edge repeated) or 'circular' (wrapped around; padding <= size).
@@ -99,7 +101,8 @@ _TRANSPOSE = """{nd}-D transposed convolution, with PyTorch's semantics and weig
             convention; output_padding must then be 0). Zeros only: there is no
             padding_mode, as in PyTorch.
         groups: as in conv{nd}d; w is (C_in, C_out/groups, *kernel).
-        algorithm: 'auto', 'fast', 'winograd' (3x3 stride 1, 2-D) or 'reference'.
+        algorithm: 'auto', 'fast', 'winograd', 'winograd4' or 'winograd7' (3x3
+            stride 1, 2-D; winograd7 float64 only) or 'reference'.
 
     Examples:
 {examples}"""

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import padding as padding_modes
 from ._functional_docs import document
-from .engine import auto, fast, reference, winograd
+from .engine import auto, fast, reference, winograd, winograd4, winograd7
 from .geometry import (ConvGeometry, check_algorithm, check_grad_output, check_second_order,
                        conv_geometry, conv_transpose_geometry)
 from .memory import check_allocation
@@ -51,12 +51,15 @@ __all__ = [
     "conv_transpose3d_double_backward",
 ]
 
-_ENGINES = {"auto": auto, "fast": fast, "winograd": winograd, "reference": reference}
+_ENGINES = {"auto": auto, "fast": fast, "winograd": winograd, "winograd4": winograd4,
+            "winograd7": winograd7, "reference": reference}
 # pad by mode and its adjoint: the reference engine's entry-by-entry definition, or slices
 _PADDERS = {reference: (reference.pad_by_mode, reference.fold_by_mode),
             fast: (padding_modes.pad, padding_modes.fold),
             auto: (padding_modes.pad, padding_modes.fold),
-            winograd: (padding_modes.pad, padding_modes.fold)}
+            winograd: (padding_modes.pad, padding_modes.fold),
+            winograd4: (padding_modes.pad, padding_modes.fold),
+            winograd7: (padding_modes.pad, padding_modes.fold)}
 
 
 class _Maps:

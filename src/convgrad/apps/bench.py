@@ -201,11 +201,14 @@ def _load_torch(use_torch: bool, threads: int | None = None):
     return torch
 
 
-def _applies(workload: Workload, engine: str) -> bool:
-    """reference: small workloads only; winograd: 2-D 3x3 stride 1 only."""
+def _applies(workload: Workload, engine: str, dtype: str = "float64") -> bool:
+    """reference: small workloads only; winograd*: 2-D 3x3 stride 1 only (winograd7:
+    float64 only)."""
     if engine == "reference":
         return int(np.prod(workload.x_shape)) <= 50_000
-    if engine == "winograd":
+    if engine == "winograd7" and np.dtype(dtype) != np.float64:
+        return False
+    if engine in ("winograd", "winograd4", "winograd7"):
         return (len(workload.w_shape) == 4 and tuple(workload.w_shape[2:]) == (3, 3)
                 and workload.stride in (1, (1, 1)))
     return True
@@ -219,7 +222,7 @@ def run(workloads=None, dtypes=("float32", "float64"), engines=("auto",), repeat
     workloads = [(_ALL[w] if isinstance(w, str) else w) for w in (workloads or WORKLOADS)]
     torch = _load_torch(use_torch, threads)
     jobs = [(w, dt, engine) for w in workloads for dt in dtypes for engine in engines
-            if _applies(w, engine)]
+            if _applies(w, engine, dt)]
     bar = _progress(len(jobs), progress)
     results = []
     with timing.Session(clock, threads) as session:

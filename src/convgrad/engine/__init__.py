@@ -9,9 +9,11 @@
 for small maps, :mod:`.channels_last`; for 2-D stride-1 forward passes and input
 gradients, :mod:`.kernel_rows`), planned within the memory budget by :mod:`.plan`,
 optionally reusing a layer's forward columns (:mod:`.columns`); :mod:`.winograd` as
-Winograd F(2x2, 3x3) for 3x3 stride-1 2-D geometries; :mod:`.depthwise` as banded
-matrix products for 2-D depthwise layers (its layout in :mod:`.depthwise_layout`); and
-:mod:`.auto` picks, per geometry, the one measured fastest. An engine may also offer
+Winograd F(2x2, 3x3), :mod:`.winograd4` as F(4x4, 3x3) and :mod:`.winograd7` as F(7x7,
+3x3) (both on :mod:`.winograd_mxm`, tile transforms in :mod:`.winograd_tiles`) for 3x3
+stride-1 2-D geometries; :mod:`.depthwise` as banded matrix products for 2-D depthwise
+layers (its layout in :mod:`.depthwise_layout`); and :mod:`.auto` picks, per geometry
+and map, the one measured fastest. An engine may also offer
 
     backward(dy, x, w, g, need_dx, need_dw)   (dx, dw) in one call
 

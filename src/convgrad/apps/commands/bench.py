@@ -11,7 +11,7 @@ _CONV_ONLY = [("--workloads", "workloads"), ("--x", "x"), ("--w", "w"),
               ("--stride", "stride"), ("--padding", "padding"), ("--groups", "groups"),
               ("--engine", "engine"), ("--memory", "memory")]
 _TRAIN_ONLY = [("--models", "models"), ("--batches", "batches")]
-ENGINES = ("auto", "fast", "winograd", "reference")
+ENGINES = ("auto", "fast", "winograd", "winograd4", "winograd7", "reference")
 
 
 def _given(args, pairs):
@@ -204,8 +204,8 @@ def register(commands) -> None:
                         help="the arrays' dtype, or both in turn (default: both for "
                         "convolutions, float32 for --train)")
     parser.add_argument("--engine", choices=ENGINES + ("all",), default=None,
-                        help="the algorithm (default auto: what conv2d uses); winograd runs "
-                        "only on 3x3 stride-1 workloads, reference only on small ones")
+                        help="the algorithm (default auto: what conv2d uses); winograd, "
+                        "winograd4 and winograd7 (float64) run only on 3x3 stride-1 workloads, reference only on small ones")
     parser.add_argument("--threads", type=options.positive, default=1,
                         help="threads for both libraries' BLAS / OpenMP (default 1)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
