@@ -91,6 +91,7 @@ class Blocks:
         one = per * item                                    # one channel of one sample
         step = plan_chunks(g.batch, one, what + " (one channel)", fixed_bytes=fixed * item,
                            preferred_bytes=PREFERRED_ELEMENTS * item)
+        step = -(-g.batch // -(-g.batch // step))           # equal chunks, no small tail
         channels = 1
         if step == g.batch:
             room = (available() - fixed * item) // max(one * g.batch, 1)
