@@ -51,6 +51,7 @@ def test_backward_with_dy_laid_out_once_matches_torch(geo):
     x, w, dy = _arrays(geo)
     g, (dx, dw) = _backward(x, w, dy, geo["kw"])
     assert depthwise.shares(g)                      # every drawn geometry lays dy out once
+    depthwise.check_backward(g, combined=True)      # plans it (N = 0 too) without error
     _, t_dx, t_dw, _ = torch_conv(x, w, None, dy, **geo["kw"])
     for ours, t in ((dx, t_dx), (dw, t_dw)):
         assert ours.dtype == geo["dtype"] and ours.shape == t.shape

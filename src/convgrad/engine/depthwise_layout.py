@@ -91,7 +91,8 @@ class Blocks:
         one = per * item                                    # one channel of one sample
         step = plan_chunks(g.batch, one, what + " (one channel)", fixed_bytes=fixed * item,
                            preferred_bytes=PREFERRED_ELEMENTS * item)
-        step = -(-g.batch // -(-g.batch // step))           # equal chunks, no small tail
+        if g.batch > step:                                  # equal chunks, no small tail
+            step = -(-g.batch // -(-g.batch // step))
         channels = 1
         if step == g.batch:
             room = (available() - fixed * item) // max(one * g.batch, 1)
