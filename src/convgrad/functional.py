@@ -11,6 +11,7 @@ and every public function is a combination of them:
 
     conv               y  = forward(x, w) + b
     conv backward      dx = grad_input(dy, w),  dw = grad_weight(dy, x),  db = sum(dy)
+                       (or both from the engine's backward(dy, x, w), where it has one)
     conv double bwd    g_dy = forward(g_dx, w) + forward(x, g_dw) + g_db
                        g_x  = grad_input(dy, g_dw),  g_w = grad_weight(dy, g_dx)
     conv_transpose     y  = grad_input(x, w) + b                (the transposed map)
@@ -89,6 +90,19 @@ class _Maps:
 
     def grad_weight(self, dy, x):
         return self.engine.grad_weight(dy, self.padded(x), self.inner)
+
+    def backward(self, dy, x, w, need_dx: bool = True):
+        """(dx or None, dw) of the conv map: the engine's ``backward`` where it has one
+        (:func:`convgrad.engine.auto.backward`: the depthwise engine lays dy out once for
+        both), else grad_weight, then grad_input."""
+        both = getattr(self.engine, "backward", None)
+        if both is None:
+            dw = self.grad_weight(dy, x)
+            return (self.grad_input(dy, w) if need_dx else None), dw
+        dx, dw = both(dy, self.padded(x), w, self.inner, need_dx, True)
+        if dx is not None and self._fold is not None:
+            dx = self._fold(dx, self.g.padding, self.g.padding_mode)
+        return dx, dw
 
     def check_backward(self, transposed: bool = False) -> None:
         """MemoryError now, naming the size, when dw's or dx's scratch cannot fit the
@@ -208,18 +222,14 @@ def checked_backward(g: ConvGeometry, dy, x, w, b, algorithm="auto", op="conv",
     maps.check_backward(transposed=transposed)
     dy_g = _as(dy, g)
     with _quiet():
-        # dw first: columns a layer kept from its forward pass are released before dx
-        # allocates its own scratch, which can then reuse their memory
+        # dw first (maps.backward too): columns a layer kept from its forward pass are
+        # released before dx allocates its own scratch, which can then reuse their memory
         if transposed:
             dw = maps.grad_weight(_as(x, g), dy_g)
+            dx = _like(maps.forward(dy_g, _as(w, g)), x, g) if input_grad else None
         else:
-            dw = maps.grad_weight(dy_g, _as(x, g))
-        if not input_grad:
-            dx = None
-        elif transposed:
-            dx = _like(maps.forward(dy_g, _as(w, g)), x, g)
-        else:
-            dx = _like(maps.grad_input(dy_g, _as(w, g)), x, g)
+            dx, dw = maps.backward(dy_g, _as(x, g), _as(w, g), input_grad)
+            dx = None if dx is None else _like(dx, x, g)
         db = _bias_grad(dy_g, b)
         return dx, dw.astype(w.dtype, copy=False), db
 

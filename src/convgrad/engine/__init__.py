@@ -12,6 +12,12 @@ optionally reusing a layer's forward columns (:mod:`.columns`); :mod:`.winograd`
 Winograd F(2x2, 3x3), :mod:`.winograd4` as F(4x4, 3x3) and :mod:`.winograd7` as F(7x7,
 3x3) (both on :mod:`.winograd_mxm`, tile transforms in :mod:`.winograd_tiles`) for 3x3
 stride-1 2-D geometries; :mod:`.depthwise` as banded matrix products for 2-D depthwise
-layers; and :mod:`.auto` picks, per geometry and map, the one measured fastest.
+layers (its layout in :mod:`.depthwise_layout`); and :mod:`.auto` picks, per geometry
+and map, the one measured fastest. An engine may also offer
+
+    backward(dy, x, w, g, need_dx, need_dw)   (dx, dw) in one call
+
+(:mod:`.auto`'s, for the depthwise engine's, which lays dy out once for both);
+:mod:`convgrad.functional` calls it where it exists, else grad_weight then grad_input.
 :mod:`convgrad.functional` chooses the engine and combines the maps.
 """

@@ -34,7 +34,8 @@ three maps with at least 128 input and output channels per group and 512 2x2 til
 0.7x, 128 channels 0.85-0.9x; slower at 64 channels or on small images.
 
 Depthwise layers: the depthwise engine (:mod:`.depthwise`, banded matrices) where
-:func:`uses_depthwise` says so (each of the three maps chosen on its own).
+:func:`uses_depthwise` says so (each of the three maps chosen on its own; :func:`backward`
+both gradients in one call where the depthwise engine computes both).
 
 The fast engine everywhere else.
 """
@@ -46,8 +47,8 @@ import math
 from ..geometry import ConvGeometry
 from . import depthwise, fast, winograd, winograd4, winograd7
 
-__all__ = ["forward", "grad_input", "grad_weight", "check_backward", "uses_winograd",
-           "uses_depthwise", "engine_for"]
+__all__ = ["forward", "grad_input", "grad_weight", "backward", "check_backward",
+           "uses_winograd", "uses_depthwise", "engine_for"]
 
 MIN_CHANNELS = {4: 128, 8: 256}       # F(2x2), by itemsize: float32, float64
 MIN_TILES = 512
@@ -151,9 +152,29 @@ def grad_weight(dy, x, g: ConvGeometry):
     return engine_for(g, "grad_weight").grad_weight(dy, x, g)
 
 
+def _combined(g: ConvGeometry) -> bool:
+    """Whether :func:`backward` hands both dx and dw to :func:`.depthwise.backward`."""
+    return (uses_depthwise(g, "dx") and uses_depthwise(g, "dw")
+            and depthwise.shares(g))
+
+
+def backward(dy, x, w, g: ConvGeometry, need_dx: bool = True, need_dw: bool = True):
+    """(dx (N, C, *in), dw (F, C/G, *K)), each None unless asked for, from dy (N, F, *out),
+    x and w: the depthwise engine's backward where it computes both and lays dy out once
+    for them (:func:`.depthwise.shares`); else dw, then dx, each by its own engine."""
+    if need_dx and need_dw and _combined(g):
+        return depthwise.backward(dy, x, w, g)
+    dw = grad_weight(dy, x, g) if need_dw else None
+    return (grad_input(dy, w, g) if need_dx else None), dw
+
+
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     """MemoryError now when dw or dx cannot fit (each engine's check_backward, which
-    also checks the fast engine's; the depthwise engine's too)."""
+    also checks the fast engine's; the depthwise engine's too, for :func:`backward`'s
+    one call where it makes it)."""
     ops = ("grad_weight", "forward" if transposed else "grad_input")
     for engine in dict.fromkeys(engine_for(g, op) for op in ops):
-        engine.check_backward(g, transposed)
+        if engine is depthwise:
+            engine.check_backward(g, transposed, combined=not transposed and _combined(g))
+        else:
+            engine.check_backward(g, transposed)
