@@ -38,7 +38,7 @@ import numpy as np
 
 from ..geometry import ConvGeometry
 from ..memory import available, check_fits
-from . import channels_last, columns, kernel_rows
+from . import channels_last, columns, kernel_rows, phases
 from .lowering import col2im, im2col
 from .plan import (KEEP_MAX_BYTES, Plan, col2im_needs, forward_needs, weight_needs,
                    weight_size)
@@ -153,6 +153,7 @@ def forward(x: np.ndarray, w: np.ndarray, g: ConvGeometry,
     if record:
         cache._recording = False              # only the layer's own forward call records
         if plan.keep:
+            plan._phases = None               # scratch: only the columns are kept
             cache._store(plan, x)
     return y
 
@@ -191,8 +192,7 @@ def _forward_columns(x, w, g: ConvGeometry, plan: Plan, y) -> None:
     w_mat = w.reshape(plan.groups, plan.f_per_group, plan.rows)  # (G, F/G, R)
     for chunk in plan.chunks:
         n = chunk.stop - chunk.start
-        cols = plan.matrix(im2col(x[chunk], g, plan.columns(chunk), plan.windows,
-                                  plan.layout))
+        cols = plan.matrix(_im2col(x[chunk], g, plan, plan.columns(chunk)))
         if plan.layout == "samples":                                # (n, G, R, P)
             _stacked_matmul(w_mat, cols, _by_sample(y[chunk], g.groups))
         elif n == 1:                                                # straight into y
@@ -203,6 +203,14 @@ def _forward_columns(x, w, g: ConvGeometry, plan: Plan, y) -> None:
             y[chunk] = product.reshape(g.out_channels, n, *g.out_size).swapaxes(0, 1)
 
 
+def _im2col(x, g: ConvGeometry, plan: Plan, cols) -> np.ndarray:
+    """cols from x (n, C, *in) in the plan's layout: through x split by phase at
+    stride > 1 (:mod:`.phases`), else offset by offset (:mod:`.lowering`)."""
+    if plan.phased:
+        return phases.im2col(x, g, cols, plan.phases(x.shape[0]), plan.layout)
+    return im2col(x, g, cols, plan.windows, plan.layout)
+
+
 def _weight_plan(g: ConvGeometry) -> Plan:
     layout = _layout(g)
     extra, fixed = weight_needs(g, layout)
@@ -211,13 +219,8 @@ def _weight_plan(g: ConvGeometry) -> Plan:
 
 def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dw = dy @ cols^T: x correlated with dy. (N, F, *out), (N, C, *in) -> (F, C/G, *K)."""
-    if _is_pointwise(g):                      # sum_n dy[n] (G, F/G, P) @ x[n]^T (G, P, C/G)
-        check_fits(2 * weight_size(g) * g.dtype.itemsize, "the weight gradient")
-        dy_s, x_s = _by_sample(dy, g.groups), _by_sample(x, g.groups)
-        dw = np.zeros(g.w_shape[:2], dtype=g.dtype).reshape(g.groups, -1, x_s.shape[2])
-        for i in range(g.batch):
-            dw += np.matmul(dy_s[i], x_s[i].swapaxes(-1, -2))
-        return dw.reshape(g.w_shape)
+    if _is_pointwise(g):
+        return _grad_weight_pointwise(dy, x, g)
     cache = columns.active()
     plan = cache._take(g, x) if cache is not None else None
     kept = plan is not None
@@ -226,8 +229,9 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     if plan.layout == "channels":
         return _grad_weight_channels_last(dy, x, g, plan, kept, cache)
     # OpenBLAS was measured faster on float32 computing dw^T = cols @ dy^T (10-60%), and
-    # on float64 computing dw = dy @ cols^T (BENCHMARKS.md): same sums, other orientation.
-    transposed = g.dtype == np.float32
+    # on float64 too with fewer than 512 rows R (W6 0.87x, W2 0.88x, 0.97x with 288 and
+    # 400 rows), but not with W3's 576 (1.06x) (BENCHMARKS.md): same sums, other orientation.
+    transposed = g.dtype == np.float32 or plan.rows < 512
     shape = (plan.groups, plan.rows, plan.f_per_group) if transposed else (
         plan.groups, plan.f_per_group, plan.rows)
     dw = np.zeros(shape, dtype=g.dtype)
@@ -235,7 +239,7 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
         n = chunk.stop - chunk.start
         cols = plan.columns(chunk)
         if not kept:
-            im2col(x[chunk], g, cols, plan.windows, plan.layout)
+            _im2col(x[chunk], g, plan, cols)
         cols = plan.matrix(cols)
         if plan.layout == "samples":                                # (n, G, R, P)
             dy_s = _by_sample(dy[chunk], g.groups)                  # (n, G, F/G, P)
@@ -256,6 +260,33 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     if transposed:
         dw = dw.swapaxes(1, 2)
     return np.ascontiguousarray(dw).reshape(g.w_shape)
+
+
+def _pointwise_weight_needs(g: ConvGeometry) -> int:
+    """Elements of a pointwise dw's temporaries: dw, each sample's product and, in
+    float32, dw's transposed copy."""
+    return (3 if g.dtype == np.float32 else 2) * weight_size(g)
+
+
+def _grad_weight_pointwise(dy, x, g: ConvGeometry) -> np.ndarray:
+    """dw = sum_n dy[n] (G, F/G, P) @ x[n]^T (G, P, C/G), one product per sample into one
+    buffer, added up. float32 computes dw^T = sum_n x[n] @ dy[n]^T: W5 0.84x the time
+    (float64 that way: 1.15x) (BENCHMARKS.md)."""
+    check_fits(_pointwise_weight_needs(g) * g.dtype.itemsize, "the weight gradient")
+    dy_s, x_s = _by_sample(dy, g.groups), _by_sample(x, g.groups)
+    f, c = dy_s.shape[2], x_s.shape[2]
+    transposed = g.dtype == np.float32
+    shape = (g.groups, c, f) if transposed else (g.groups, f, c)
+    dw, product = np.zeros(shape, dtype=g.dtype), np.empty(shape, dtype=g.dtype)
+    for i in range(g.batch):
+        if transposed:                        # (G, C/G, P) @ (G, P, F/G)
+            np.matmul(x_s[i], dy_s[i].swapaxes(-1, -2), out=product)
+        else:                                 # (G, F/G, P) @ (G, P, C/G)
+            np.matmul(dy_s[i], x_s[i].swapaxes(-1, -2), out=product)
+        dw += product
+    if transposed:
+        dw = np.ascontiguousarray(dw.swapaxes(1, 2))
+    return dw.reshape(g.w_shape)
 
 
 def _grad_weight_channels_last(dy, x, g: ConvGeometry, plan: Plan, kept: bool,
@@ -370,7 +401,10 @@ def grad_input(dy: np.ndarray, w: np.ndarray, g: ConvGeometry) -> np.ndarray:
                                None if n == 1 else plan.scratch(n, (g.out_channels, n,
                                                                     *g.out_size)))
             np.matmul(w_t, dy_mat, out=plan.matrix(dcols))
-        col2im(dcols, g, dx[chunk], plan.windows, plan.layout)
+        if plan.phased:                               # dx[chunk] replaced
+            phases.col2im(dcols, g, dx[chunk], plan.phases(n), plan.layout)
+        else:
+            col2im(dcols, g, dx[chunk], plan.windows, plan.layout)
     return dx
 
 
@@ -397,7 +431,7 @@ def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
     :func:`forward`.
     """
     if _is_pointwise(g):
-        check_fits(2 * weight_size(g) * g.dtype.itemsize, "the weight gradient")
+        check_fits(_pointwise_weight_needs(g) * g.dtype.itemsize, "the weight gradient")
         return
     _weight_plan(g)
     if transposed:

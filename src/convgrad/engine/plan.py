@@ -16,7 +16,7 @@ import numpy as np
 
 from ..geometry import ConvGeometry
 from ..memory import check_fits, chunk_step, get_memory_budget, kept_bytes
-from . import channels_last
+from . import channels_last, phases
 from .lowering import offset_windows
 
 __all__ = ["Plan", "weight_size", "forward_needs", "weight_needs", "col2im_needs",
@@ -112,8 +112,9 @@ def _fitting_sizes(g, layout, extra, fixed, keep, keep_needs, budget, kept):
 class Plan:
     """Sizes, layout and batch chunks of one computation; its scratch buffers.
 
-    Scratch for a chunk of n samples: the columns (G*R*P elements a sample, R = C/G*K)
-    and ``extra`` elements a sample, plus ``fixed`` elements: all counted by
+    Scratch for a chunk of n samples: the columns (G*R*P elements a sample, R = C/G*K),
+    ``extra`` elements a sample and, at stride > 1, the input split by phase
+    (:mod:`.phases`, ``phase_elements`` a sample), plus ``fixed`` elements: all counted by
     :func:`convgrad.memory.plan_chunks`. With ``keep`` the columns of the whole batch
     are written into one buffer (each chunk its own part) that can outlive the call,
     when that fits the budget along with the rest (``self.keep`` says whether it did).
@@ -122,10 +123,13 @@ class Plan:
     def __init__(self, g: ConvGeometry, what: str, layout: str, extra: int = 0,
                  fixed: int = 0, keep: bool = False, keep_needs=(0, 0), reusable: int = 0):
         self.g, self.layout, self.extra = g, layout, extra
+        # at stride > 1 the columns are lowered through x split by phase (:mod:`.phases`)
+        self.phased = layout != "channels" and phases.applies(g)
+        self.phase_elements = phases.elements(g) if self.phased else 0
         (self.groups, self.f_per_group, self.rows, self.positions, self.sample_columns,
          self.step, self.chunks, self.windows, self.keep) = _sizes(
-            g, what, layout, extra, fixed, keep, keep_needs, reusable)
-        self._columns = self._extra = None
+            g, what, layout, extra + self.phase_elements, fixed, keep, keep_needs, reusable)
+        self._columns = self._extra = self._phases = None
 
     def columns_nbytes(self) -> int:
         """Bytes of the column buffer: the whole batch's when kept, else one chunk's."""
@@ -162,6 +166,14 @@ class Plan:
         if self.layout == "channels":
             return cols.reshape(-1, self.groups, self.rows).swapaxes(0, 1)
         return cols.reshape(cols.shape[0], self.groups, self.rows, self.positions)
+
+    def phases(self, n: int) -> np.ndarray:
+        """The split input xs (n, C, *s, *L) of a chunk of n samples (:mod:`.phases`)."""
+        g = self.g
+        if self._phases is None:
+            self._phases = np.empty(self.phase_elements * self.step, dtype=g.dtype)
+        return self._phases[:n * self.phase_elements].reshape(
+            n, g.in_channels, *g.stride, *phases.sizes(g))
 
     def scratch(self, n: int, *shapes) -> np.ndarray:
         """Views of the ``extra`` buffer, one after another, in ``shapes`` (n samples'
