@@ -135,3 +135,12 @@ def test_bench_train_runs_and_reports(capsys):
                           "--repeats", "1", "--quiet")
     assert status == 0
     assert "| digits | 4" in out and "loss diff" in out and "Geometric mean" in out
+
+
+def test_progress_in_a_log_is_plain_lines_not_carriage_returns(capsys):
+    """stderr not a terminal (a log, a pipe): one plain line per job, no tqdm redraws."""
+    status, _, err = _run(capsys, "--x", "2,3,6,6", "--w", "4,3,3,3", "--no-torch",
+                          "--repeats", "1", "--dtype", "both")
+    assert status == 0
+    assert "\r" not in err
+    assert "[1/2]" in err and "[2/2]" in err

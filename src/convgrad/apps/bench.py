@@ -313,12 +313,13 @@ def _peak_in_this_process(library, spec: str, dtype, engine) -> int:
 
 
 class _progress:
-    """tqdm when installed (and wanted), else a plain line per job on stderr."""
+    """tqdm when installed, wanted and stderr is a terminal; else a plain line per job on
+    stderr (a log or a pipe gets lines, not a stream of carriage returns)."""
 
     def __init__(self, total, enabled):
         self.bar = None
         self.enabled = enabled
-        if enabled:
+        if enabled and sys.stderr.isatty():
             try:
                 from tqdm import tqdm
                 self.bar = tqdm(total=total, file=sys.stderr, leave=False)
