@@ -57,3 +57,17 @@ def test_bench_checks_your_geometry_before_any_timing(extra, fragment, monkeypat
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
     assert "Unable to allocate" not in err and "bench: convgrad bench" not in err
+
+
+def test_python_dash_m_convgrad_is_the_command():
+    """`python -m convgrad` runs the same CLI as the `convgrad` script: version and a
+    refused option's exit status 2."""
+    import subprocess
+    import sys
+    import convgrad
+    ok = subprocess.run([sys.executable, "-m", "convgrad", "--version"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.strip() == f"convgrad {convgrad.__version__}"
+    bad = subprocess.run([sys.executable, "-m", "convgrad", "bench", "--repeats", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
