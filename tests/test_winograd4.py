@@ -325,11 +325,12 @@ F, W2, W4, W7 = fast, winograd, winograd4, winograd7
 AUTO_CASES = [
     ((64, 16, 32, 32), (32, 16, 3, 3), np.float64, (W4, F, W4)),       # W2
     ((32, 64, 56, 56), (64, 64, 3, 3), np.float64, (W4, W4, W4)),      # W3
-    ((32, 256, 14, 14), (256, 256, 3, 3), np.float64, (W7, W7, W2)),   # W4
+    ((32, 256, 14, 14), (256, 256, 3, 3), np.float64, (W7, W7, W7)),   # W4
     ((2, 256, 14, 14), (256, 256, 3, 3), np.float64, (F, F, F)),       # 32 tiles
     ((8, 256, 14, 14), (256, 256, 3, 3), np.float64, (W4, W4, F)),     # dw: few tiles
     ((32, 512, 7, 7), (512, 512, 3, 3), np.float64, (W4, W4, F)),      # 32 7x7 tiles
-    ((32, 128, 14, 14), (128, 128, 3, 3), np.float64, (W7, W7, W4)),
+    ((32, 128, 14, 14), (128, 128, 3, 3), np.float64, (W7, W7, W7)),
+    ((15, 128, 21, 21), (136, 128, 3, 3), np.float64, (W7, W7, W7)),   # 135 tiles
     ((8, 256, 28, 28), (256, 256, 3, 3), np.float64, (W4, W4, W2)),    # 4 and 7 divide
     ((64, 8, 32, 32), (8, 8, 3, 3), np.float64, (F, F, W4)),
     ((4, 8, 12, 12), (8, 8, 3, 3), np.float64, (F, F, F)),              # 36 tiles, 8 ch
@@ -367,3 +368,22 @@ def test_auto_gives_the_picked_engines_numbers():
     for a, b, t in zip(ours, picked, torch_conv(x, w, None, dy, padding=1)):
         np.testing.assert_array_equal(a, b)
         assert rel_err(a, t) < 1e-10
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((32, 128, 14, 14), (128, 128, 3, 3)),
+                                             ((15, 128, 21, 21), (136, 128, 3, 3))])
+def test_auto_dw_by_winograd7_matches_torch(x_shape, w_shape):
+    """float64 dw where auto picks F(7x7) (engine/auto.py): PyTorch's to 1e-10, and
+    algorithm='winograd7''s bit for bit; db and dx too."""
+    rng = np.random.default_rng(sum(x_shape))
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    *_, g = conv_geometry(x, w, nd=2, padding=1)
+    assert auto.engine_for(g, "grad_weight") is winograd7
+    dy = rng.standard_normal((x_shape[0], w_shape[0], *x_shape[2:]))
+    dx, dw, db = cg.conv2d_backward(dy, x, w, b, padding=1)
+    _, dx_ref, dw_ref, db_ref = torch_conv(x, w, b, dy, padding=1)
+    assert rel_err(dw, dw_ref) < 1e-10
+    assert rel_err(dx, dx_ref) < 1e-10 and rel_err(db, db_ref) < 1e-10
+    np.testing.assert_array_equal(
+        dw, cg.conv2d_backward(dy, x, w, b, padding=1, algorithm="winograd7")[1])
