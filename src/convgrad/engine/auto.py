@@ -12,8 +12,10 @@ float64, 2-D 3x3 stride-1 convolutions:
   0.73x (F(4x4) 0.81x), forward the same; where 4 and 7 both divide (28x28), F(4x4) was
   as fast or faster (128 channels: 0.60x against 0.69x; dw 0.69x against 0.72x); with
   8 samples of W4 (32 7x7 tiles) F(7x7) lost (its filter transform, 81 x C x F,
-  dominates). dw: W4 0.60x (F(2x2) 0.84x, F(4x4) 0.79x; a single call up to 1.5x
-  as its ~100 MB of fresh buffers fault in), 128 channels 14x14 0.81x (F(4x4) 1.0x).
+  dominates). dw: W4 0.55-0.60x (F(2x2) 0.84-0.97x, F(4x4) 0.79x; the whole W4 fwd+bwd 0.81x of
+  it with F(2x2)'s dw, 11 interleaved pairs all below 1), 128 channels 14x14 0.81x
+  (F(4x4) 1.0x), once dU goes a block of filters at a time (:mod:`.winograd_mxm`;
+  before, its 42 MB of fresh memory made single calls up to 1.5x).
 * otherwise forward and dx: Winograd F(4x4, 3x3) (:mod:`.winograd4`) where the correlation
   (x -> y for the forward, dy -> dx for dx) has at least 16 input and 32 output channels
   per group and the batch at least 64 4x4 tiles: W3 (64 channels, 56x56) 0.71-0.80x, W4
