@@ -201,8 +201,9 @@ def _grad_weight_by_filters(dy, x, g: ConvGeometry, tiling: Tiling, plan: _Plan
     """dw when all tiles are one block: x's transform once, then dU and dw for blocks of
     filters of at most DW_BLOCK_BYTES each, in one reused buffer. The whole of dU (81 x
     F x C for F(7x7)) is 42 MB on W4, memory fresh from the system, page faults and all,
-    on every call: W4's F(7x7) dw 77 ms (4 MiB blocks; 8 MiB 83, 16 MiB 86) against 80-87
-    in one and 110-193 in single calls; its whole fwd+bwd 0.63x (0.52-0.82x, 11 pairs)."""
+    on every call: W4's F(7x7) dw 77 ms with 4 MiB blocks (8 MiB 83, 16 MiB 86; dU whole:
+    medians 80-87 ms, single calls up to 193); W4's whole fwd+bwd 0.63x (0.52-0.82x, 11
+    interleaved pairs) of it with dU whole."""
     alpha, c, f = tiling.alpha, g.in_channels, g.out_channels
     (samples, rows), = plan.blocks
     tw, work = plan.tiles[1], plan.buffers()
