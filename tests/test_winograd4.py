@@ -110,15 +110,19 @@ def _layout(last: bool | None):
 
 @contextlib.contextmanager
 def _blocks(kind: str):
-    """'rows': blocks of one tile row (as a tight memory budget gives); 'default': as
-    measured fastest."""
-    saved = winograd_mxm.TARGET_BYTES, winograd_mxm.MIN_ROWS
+    """'rows': blocks of one tile row (as a tight memory budget gives); 'filter' and
+    'filters': dw's dU one filter, or a few with a shorter last block, at a time (where
+    all tiles are one block); 'default': as measured fastest."""
+    saved = winograd_mxm.TARGET_BYTES, winograd_mxm.MIN_ROWS, winograd_mxm.DW_BLOCK_BYTES
     if kind == "rows":
         winograd_mxm.TARGET_BYTES, winograd_mxm.MIN_ROWS = 1, 1
+    elif kind in ("filter", "filters"):
+        winograd_mxm.DW_BLOCK_BYTES = 1 if kind == "filter" else 1000
     try:
         yield
     finally:
-        winograd_mxm.TARGET_BYTES, winograd_mxm.MIN_ROWS = saved
+        (winograd_mxm.TARGET_BYTES, winograd_mxm.MIN_ROWS,
+         winograd_mxm.DW_BLOCK_BYTES) = saved
 
 
 @st.composite
@@ -141,7 +145,7 @@ def winograd4_geometries(draw):
                 dtype=(np.float64 if algorithm == "winograd7"
                        else draw(st.sampled_from([np.float32, np.float64]))),
                 last=draw(st.sampled_from([None, True, False])),
-                blocks=draw(st.sampled_from(["default", "rows"])),
+                blocks=draw(st.sampled_from(["default", "rows", "filter", "filters"])),
                 seed=draw(st.integers(0, 2**31)))
 
 
@@ -325,11 +329,12 @@ F, W2, W4, W7 = fast, winograd, winograd4, winograd7
 AUTO_CASES = [
     ((64, 16, 32, 32), (32, 16, 3, 3), np.float64, (W4, F, W4)),       # W2
     ((32, 64, 56, 56), (64, 64, 3, 3), np.float64, (W4, W4, W4)),      # W3
-    ((32, 256, 14, 14), (256, 256, 3, 3), np.float64, (W7, W7, W2)),   # W4
+    ((32, 256, 14, 14), (256, 256, 3, 3), np.float64, (W7, W7, W7)),   # W4
     ((2, 256, 14, 14), (256, 256, 3, 3), np.float64, (F, F, F)),       # 32 tiles
     ((8, 256, 14, 14), (256, 256, 3, 3), np.float64, (W4, W4, F)),     # dw: few tiles
     ((32, 512, 7, 7), (512, 512, 3, 3), np.float64, (W4, W4, F)),      # 32 7x7 tiles
-    ((32, 128, 14, 14), (128, 128, 3, 3), np.float64, (W7, W7, W4)),
+    ((32, 128, 14, 14), (128, 128, 3, 3), np.float64, (W7, W7, W7)),
+    ((15, 128, 21, 21), (136, 128, 3, 3), np.float64, (W7, W7, W7)),   # 135 tiles
     ((8, 256, 28, 28), (256, 256, 3, 3), np.float64, (W4, W4, W2)),    # 4 and 7 divide
     ((64, 8, 32, 32), (8, 8, 3, 3), np.float64, (F, F, W4)),
     ((4, 8, 12, 12), (8, 8, 3, 3), np.float64, (F, F, F)),              # 36 tiles, 8 ch
@@ -367,3 +372,56 @@ def test_auto_gives_the_picked_engines_numbers():
     for a, b, t in zip(ours, picked, torch_conv(x, w, None, dy, padding=1)):
         np.testing.assert_array_equal(a, b)
         assert rel_err(a, t) < 1e-10
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((32, 128, 14, 14), (128, 128, 3, 3)),
+                                             ((15, 128, 21, 21), (136, 128, 3, 3))])
+def test_auto_dw_by_winograd7_matches_torch(x_shape, w_shape):
+    """float64 dw where auto picks F(7x7) (engine/auto.py): PyTorch's to 1e-10, and
+    algorithm='winograd7''s bit for bit; db and dx too."""
+    rng = np.random.default_rng(sum(x_shape))
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    *_, g = conv_geometry(x, w, nd=2, padding=1)
+    assert auto.engine_for(g, "grad_weight") is winograd7
+    dy = rng.standard_normal((x_shape[0], w_shape[0], *x_shape[2:]))
+    dx, dw, db = cg.conv2d_backward(dy, x, w, b, padding=1)
+    _, dx_ref, dw_ref, db_ref = torch_conv(x, w, b, dy, padding=1)
+    assert rel_err(dw, dw_ref) < 1e-10
+    assert rel_err(dx, dx_ref) < 1e-10 and rel_err(db, db_ref) < 1e-10
+    np.testing.assert_array_equal(
+        dw, cg.conv2d_backward(dy, x, w, b, padding=1, algorithm="winograd7")[1])
+
+
+@pytest.mark.parametrize("engine", [winograd4, winograd7])
+@pytest.mark.parametrize("kind", ["filter", "filters", "default"])
+def test_dw_by_blocks_of_filters(engine, kind):
+    """dw with all tiles in one block, dU computed a block of filters at a time (the
+    block's buffer reused): PyTorch's to 1e-10, non-finite inputs as PyTorch, and the
+    scratch within what weight_plan counts."""
+    import tracemalloc
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 9, 14, 13)), rng.standard_normal((11, 9, 3, 3))
+    dy = rng.standard_normal((2, 11, 14, 13))
+    *_, g = conv_geometry(x, w, nd=2, padding=1)
+    plan = winograd_mxm.weight_plan(g, engine.TILING.m)
+    assert len(plan.blocks) == 1
+    truth = torch_conv(x, w, None, dy, padding=1)[2]
+    with _blocks(kind):
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            dw = engine.grad_weight(dy, x, g)
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+        assert rel_err(dw, truth) < 1e-10
+        alpha2 = engine.TILING.alpha ** 2
+        counted = (plan.count * plan.size + 2 * alpha2 * 11 * 9 + dw.size) * 8
+        assert peak <= counted + 65536
+        for value in (np.inf, np.nan):
+            bad = dy.copy()
+            bad[1, 4, 3, 5] = value
+            got = engine.grad_weight(bad, x, g)
+            want = torch_conv(x, w, None, bad, padding=1)[2]
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))

@@ -5,13 +5,17 @@ map's time over the fast engine's (:mod:`.fast`, im2col + GEMM or kernel rows):
 
 float64, 2-D 3x3 stride-1 convolutions:
 
-* forward and dx: Winograd F(7x7, 3x3) (:mod:`.winograd7`) with at least 128 channels
+* all three maps: Winograd F(7x7, 3x3) (:mod:`.winograd7`) with at least 128 channels
   each way per group, 128 7x7 tiles in the batch, and where F(4x4)'s last tiles, cut,
   waste at least 1.22x the outputs F(7x7)'s do: W4 (14x14: 16x16 computed in 4x4 tiles,
   14x14 in 7x7) forward 0.51x, dx 0.55x (F(4x4) 0.67x, 0.72x), 128 channels 14x14 dx
   0.73x (F(4x4) 0.81x), forward the same; where 4 and 7 both divide (28x28), F(4x4) was
-  as fast or faster (128 channels: 0.60x against 0.69x); with 8 samples of W4 (32 7x7
-  tiles) F(7x7) lost (its filter transform, 81 x C x F, dominates).
+  as fast or faster (128 channels: 0.60x against 0.69x; dw 0.69x against 0.72x); with
+  8 samples of W4 (32 7x7 tiles) F(7x7) lost (its filter transform, 81 x C x F,
+  dominates). dw: W4 0.55-0.60x (F(2x2) 0.84-0.97x, F(4x4) 0.79x; the whole W4 fwd+bwd 0.81x of
+  it with F(2x2)'s dw, 11 interleaved pairs all below 1), 128 channels 14x14 0.81x
+  (F(4x4) 1.0x), once dU goes a block of filters at a time (:mod:`.winograd_mxm`;
+  before, its 42 MB of fresh memory made single calls up to 1.5x).
 * otherwise forward and dx: Winograd F(4x4, 3x3) (:mod:`.winograd4`) where the correlation
   (x -> y for the forward, dy -> dx for dx) has at least 16 input and 32 output channels
   per group and the batch at least 64 4x4 tiles: W3 (64 channels, 56x56) 0.71-0.80x, W4
@@ -20,9 +24,8 @@ float64, 2-D 3x3 stride-1 convolutions:
   0.83-0.96x (its dx, 32 -> 16, 0.97-1.09x: fast). It loses with 16 channels (1.1-1.2x),
   8 (1.2-1.4x), and on 32 tiles (W4 with N = 2: 1.24x). F(2x2) was slower than F(4x4)
   on every one of them.
-* dw: F(2x2, 3x3) (:mod:`.winograd`) where its float32 rule below holds and the batch has
-  at least 4 sqrt(C/G F/G) 2x2 tiles (W4: 0.81-0.86x, F(4x4) 0.83-0.89x, F(7x7) 0.6-1.5x
-  as its 40 MB of fresh buffers fault in or not); else F(4x4) with at least 8 channels
+* otherwise dw: F(2x2, 3x3) (:mod:`.winograd`) where its float32 rule below holds and
+  the batch has at least 4 sqrt(C/G F/G) 2x2 tiles (256 channels on 28x28); else F(4x4) with at least 8 channels
   each way, 2 sqrt(C/G F/G) 4x4 tiles and 2^14 tiles x C/G x F/G: W2 0.80-0.84x, W3
   0.69x, 128 channels 0.61x, 16 channels 0.67x, 8 channels 0.73-0.88x, 32 tiles of 32
   channels 0.76-0.83x (36 tiles of 8 channels: 1.44x). With few tiles for their channels
@@ -109,7 +112,7 @@ def _winograd4_pays(g: ConvGeometry, op: str) -> bool:
 def _winograd7_pays(g: ConvGeometry, op: str) -> bool:
     if min(g.in_channels, g.out_channels) // g.groups < 128:
         return False
-    size = g.out_size if op == "forward" else g.in_size     # what the correlation computes
+    size = g.in_size if op == "grad_input" else g.out_size  # what the tiles cover
     waste = {}                                               # outputs computed, whole tiles
     for m in (4, 7):
         waste[m] = -(-size[0] // m) * -(-size[1] // m) * m * m
@@ -127,13 +130,13 @@ def engine_for(g: ConvGeometry, op: str):
         return depthwise
     if g.dtype.itemsize != 8 or not winograd4.applies(g):
         return winograd if uses_winograd(g) else fast
+    if _winograd7_pays(g, op):
+        return winograd7
     if op == "grad_weight" and uses_winograd(g):
         th, tw = winograd.tiles(g)
         c, f = g.in_channels // g.groups, g.out_channels // g.groups
         if g.batch * th * tw >= 4 * math.sqrt(c * f):
             return winograd
-    if op != "grad_weight" and _winograd7_pays(g, op):
-        return winograd7
     return winograd4 if _winograd4_pays(g, op) else fast
 
 
