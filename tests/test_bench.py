@@ -144,3 +144,16 @@ def test_progress_in_a_log_is_plain_lines_not_carriage_returns(capsys):
     assert status == 0
     assert "\r" not in err
     assert "[1/2]" in err and "[2/2]" in err
+
+
+def test_no_memory_ratio_when_pytorch_grew_nothing(monkeypatch):
+    """A probe that finds PyTorch's peak unchanged (0 B) gives no ratio ('-'), not
+    convgrad's bytes over 1 byte."""
+    monkeypatch.setattr(bench, "memory_probe",
+                        lambda library, *a, **k: 4096 if library == "convgrad" else 0)
+    results, env = bench.run(["S3"], dtypes=("float64",), repeats=1, memory=True,
+                             progress=False, gemm_size=64)
+    assert results[0].memory_bytes == 4096 and results[0].torch_memory_bytes == 0
+    assert results[0].memory_ratio is None
+    row = [line for line in bench.format_table(results, env).splitlines() if "S3" in line][0]
+    assert [cell.strip() for cell in row.split("|")][-2] == "-"

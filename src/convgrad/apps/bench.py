@@ -247,7 +247,8 @@ def run(workloads=None, dtypes=("float32", "float64"), engines=("auto",), repeat
                 result.memory_bytes = memory_probe("convgrad", workload, dtype, engine)
                 if torch is not None:
                     result.torch_memory_bytes = memory_probe("torch", workload, dtype)
-                    result.memory_ratio = result.memory_bytes / max(result.torch_memory_bytes, 1)
+                    if result.torch_memory_bytes:        # no ratio to nothing (S3: 0 B)
+                        result.memory_ratio = result.memory_bytes / result.torch_memory_bytes
             results.append(result)
             bar.update()
     bar.close()
