@@ -157,3 +157,24 @@ def test_no_memory_ratio_when_pytorch_grew_nothing(monkeypatch):
     assert results[0].memory_ratio is None
     row = [line for line in bench.format_table(results, env).splitlines() if "S3" in line][0]
     assert [cell.strip() for cell in row.split("|")][-2] == "-"
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--workloads", "W4", "--engine", "winograd7", "--dtype", "float32"],
+     "W4 float32 winograd7: winograd7 computes in float64 only"),
+    (["--workloads", "W6", "--engine", "winograd4"],
+     "W6 float32 winograd4: winograd4 applies to 2-D 3x3 stride-1 convolutions only"),
+])
+def test_an_engine_that_applies_to_nothing_is_refused(capsys, argv, fragment):
+    """Asking for an engine none of the workloads can use is an error (exit 2), not an
+    empty table."""
+    status, out, err = _run(capsys, *argv, "--repeats", "1", "--no-torch")
+    assert status == 2 and "nothing to time" in err and fragment in err and "|" not in out
+
+
+def test_combinations_not_timed_are_named(capsys):
+    status, out, err = _run(capsys, "--x", "2,3,6,6", "--w", "4,3,2,2", "--engine", "all",
+                            "--repeats", "1", "--no-torch", "--quiet", "--dtype", "float64")
+    assert status == 0
+    assert "not timed: custom float64 winograd: winograd applies to 2-D 3x3" in err
+    assert "| custom" in out and "fast" in out

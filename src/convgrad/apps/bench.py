@@ -214,6 +214,25 @@ def _applies(workload: Workload, engine: str, dtype: str = "float64") -> bool:
     return True
 
 
+def not_applicable(workloads, dtypes, engines) -> list[str]:
+    """'W6 float64 winograd4: ...' for each combination :func:`run` would skip, and why."""
+    workloads = [(_ALL[w] if isinstance(w, str) else w) for w in workloads]
+    skipped = []
+    for w in workloads:
+        for dt in dtypes:
+            for engine in engines:
+                if _applies(w, engine, dt):
+                    continue
+                if engine == "reference":
+                    why = "the reference engine's loops are timed on small workloads only"
+                elif _applies(w, engine, "float64"):
+                    why = "winograd7 computes in float64 only"
+                else:
+                    why = f"{engine} applies to 2-D 3x3 stride-1 convolutions only"
+                skipped.append(f"{w.name} {dt} {engine}: {why}")
+    return skipped
+
+
 def run(workloads=None, dtypes=("float32", "float64"), engines=("auto",), repeats: int = 5,
         use_torch: bool = True, memory: bool = False, progress: bool = True,
         gemm_size: int = 2048, clock: str = "cpu", threads: int = 1

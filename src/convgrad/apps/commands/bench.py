@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from .. import options
 
@@ -105,6 +106,12 @@ def run(args) -> int:
         dtypes = ("float32", "float64") if dtype == "both" else (dtype,)
         engine = args.engine or "auto"
         engines = ENGINES if engine == "all" else (engine,)
+        skipped = bench.not_applicable(workloads, dtypes, engines)
+        combinations = len(workloads) * len(dtypes) * len(engines)
+        if len(skipped) == combinations:
+            raise ValueError("nothing to time: " + "; ".join(skipped))
+        for line in skipped:
+            print(f"bench: not timed: {line}", file=sys.stderr)
         measure["repeats"] = args.repeats or 5
         results, env = bench.run(workloads, dtypes, engines, memory=args.memory, **measure)
         module = bench
