@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from convgrad import nn
@@ -228,17 +228,26 @@ def test_a_layer_revalidates_a_new_shape_and_changed_arguments():
        weight_decay=st.sampled_from([0.0, 0.1]),
        dtype=st.sampled_from([np.float32, np.float64]),
        seed=st.integers(0, 2**31))
+@example(shape=[], lr=1e-3, betas=(0.0, 0.5), eps=1e-8, weight_decay=0.0, dtype=np.float32,
+         seed=35)                                  # torch's lerp loses a small last g
 def test_adam_matches_torch_optim(shape, lr, betas, eps, weight_decay, dtype, seed):
     """Five steps with the same gradients (one of them zero): the parameters and both
-    moments equal torch.optim.Adam's (float64 1e-10; float32 within its rounding)."""
+    moments equal torch.optim.Adam's (float64 1e-10; float32 within its rounding).
+
+    The moments are compared relative to the largest gradient (and its square) that
+    entered them: torch updates them as m + (1 - beta1) (g - m), which in float32 loses
+    digits of a small last g after a large m (beta1 = 0 leaves m = g, 1.2e-5 off
+    relative to that g in torch, exact in ours)."""
     rng = np.random.default_rng(seed)
     start = rng.standard_normal(shape).astype(dtype)
     ours = nn.Parameter(start)
     theirs = torch.nn.Parameter(torch.tensor(start))
     kwargs = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     opt, topt = nn.Adam([ours], **kwargs), torch.optim.Adam([theirs], **kwargs)
+    largest = 0.0
     for step in range(5):
         g = rng.standard_normal(shape).astype(dtype) * (step != 2)
+        largest = max(largest, float(np.abs(g).max(initial=0.0)))
         opt.zero_grad()
         ours.grad += g
         theirs.grad = torch.tensor(g)
@@ -248,5 +257,8 @@ def test_adam_matches_torch_optim(shape, lr, betas, eps, weight_decay, dtype, se
     assert ours.data.dtype == dtype
     assert rel_err(ours.data, theirs.detach().numpy()) < tol
     state = topt.state[theirs]
-    assert rel_err(opt.state[0]["exp_avg"], state["exp_avg"].numpy()) < tol
-    assert rel_err(opt.state[0]["exp_avg_sq"], state["exp_avg_sq"].numpy()) < tol
+    for ours_m, theirs_m, scale in ((opt.state[0]["exp_avg"], state["exp_avg"], largest),
+                                    (opt.state[0]["exp_avg_sq"], state["exp_avg_sq"],
+                                     largest ** 2)):
+        difference = np.abs(ours_m.astype(np.float64) - theirs_m.numpy().astype(np.float64))
+        assert difference.max(initial=0.0) <= tol * max(scale, 1e-30)

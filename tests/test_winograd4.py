@@ -425,3 +425,29 @@ def test_dw_by_blocks_of_filters(engine, kind):
             got = engine.grad_weight(bad, x, g)
             want = torch_conv(x, w, None, bad, padding=1)[2]
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+@pytest.mark.parametrize("channels,budget", [(256, "24M"), (128, "8M")])
+def test_auto_takes_the_fast_engine_where_winograd_does_not_fit_the_budget(channels,
+                                                                          budget):
+    """auto's choice is cached per geometry, the budget is per call: a budget too small
+    for Winograd's transformed filters (F(4x4) of 256 channels: 57 MB with their copies)
+    sends those maps to the fast engine, which plans within it, instead of raising
+    MemoryError; an explicit algorithm still raises."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, channels, 14, 14))
+    w = rng.standard_normal((channels, channels, 3, 3))
+    dy = rng.standard_normal((8, channels, 14, 14))
+    *_, g = conv_geometry(x, w, nd=2, padding=1)
+    chosen = [auto.engine_for(g, op) for op in auto.MAPS]
+    assert chosen[0] is winograd4 and chosen[1] is winograd4
+    with cg.memory_budget(budget):
+        now = [auto.engine_now(g, op) for op in auto.MAPS]
+        assert now == [fast if e in (winograd, winograd4, winograd7) else e for e in chosen]
+        y = cg.conv2d(x, w, padding=1)
+        dx, dw, _ = cg.conv2d_backward(dy, x, w, padding=1)
+        with pytest.raises(MemoryError, match="needs"):
+            cg.conv2d(x, w, padding=1, algorithm="winograd4")
+    for a, t in zip((y, dx, dw), torch_conv(x, w, None, dy, padding=1)):
+        assert rel_err(a, t) < 1e-10
+    assert [auto.engine_now(g, op) for op in auto.MAPS] == chosen    # default budget

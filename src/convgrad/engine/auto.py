@@ -51,7 +51,7 @@ from ..geometry import ConvGeometry
 from . import depthwise, fast, winograd, winograd4, winograd7
 
 __all__ = ["forward", "grad_input", "grad_weight", "backward", "check_backward",
-           "uses_winograd", "uses_depthwise", "engine_for"]
+           "uses_winograd", "uses_depthwise", "engine_for", "engine_now"]
 
 MIN_CHANNELS = {4: 128, 8: 256}       # F(2x2), by itemsize: float32, float64
 MIN_TILES = 512
@@ -140,19 +140,34 @@ def engine_for(g: ConvGeometry, op: str):
     return winograd4 if _winograd4_pays(g, op) else fast
 
 
+_WINOGRADS = (winograd, winograd4, winograd7)
+
+
+def engine_now(g: ConvGeometry, op: str):
+    """:func:`engine_for`, or the fast engine where that is a Winograd engine whose
+    scratch (its transformed filters above all) does not fit the memory budget now:
+    the choice is cached per geometry, the budget is per thread and call, and the fast
+    engine's chunks fit where Winograd's cannot (a 256-channel float64 layer's
+    F(4x4) filters alone are 19 MB)."""
+    engine = engine_for(g, op)
+    if engine in _WINOGRADS and not engine.fits(g, op):
+        return fast
+    return engine
+
+
 def forward(x, w, g: ConvGeometry, what: str = "the forward pass"):
     """y (N, F, *out) from x (N, C, *in) and w (F, C/G, *K)."""
-    return engine_for(g, "forward").forward(x, w, g, what)
+    return engine_now(g, "forward").forward(x, w, g, what)
 
 
 def grad_input(dy, w, g: ConvGeometry):
     """dx (N, C, *in) from dy (N, F, *out) and w (F, C/G, *K)."""
-    return engine_for(g, "grad_input").grad_input(dy, w, g)
+    return engine_now(g, "grad_input").grad_input(dy, w, g)
 
 
 def grad_weight(dy, x, g: ConvGeometry):
     """dw (F, C/G, *K) from dy (N, F, *out) and x (N, C, *in)."""
-    return engine_for(g, "grad_weight").grad_weight(dy, x, g)
+    return engine_now(g, "grad_weight").grad_weight(dy, x, g)
 
 
 def _combined(g: ConvGeometry) -> bool:
@@ -172,12 +187,12 @@ def backward(dy, x, w, g: ConvGeometry, need_dx: bool = True, need_dw: bool = Tr
 
 
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:
-    """MemoryError now when dw or dx cannot fit (each engine's check_backward, which
-    also checks the fast engine's; the depthwise engine's too, for :func:`backward`'s
-    one call where it makes it)."""
+    """MemoryError now when dw or dx cannot fit: the fast engine's plans (every engine
+    falls back to it for non-finite inputs), the depthwise engine's where it computes a
+    map (and :func:`backward`'s one call where it makes it); a Winograd engine computes
+    a map only where :func:`engine_now` found its plan within the budget."""
     ops = ("grad_weight", "forward" if transposed else "grad_input")
-    for engine in dict.fromkeys(engine_for(g, op) for op in ops):
-        if engine is depthwise:
-            engine.check_backward(g, transposed, combined=not transposed and _combined(g))
-        else:
-            engine.check_backward(g, transposed)
+    if any(engine_now(g, op) is depthwise for op in ops):
+        depthwise.check_backward(g, transposed, combined=not transposed and _combined(g))
+    else:
+        fast.check_backward(g, transposed)

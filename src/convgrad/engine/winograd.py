@@ -43,7 +43,7 @@ from ..geometry import ConvGeometry
 from ..memory import plan_chunks
 from . import fast
 
-__all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "check_backward"]
+__all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "fits", "check_backward"]
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -307,6 +307,22 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
                                           g.out_channels)                  # (4, 4, C/G, F)
     dw = np.matmul(np.matmul(g_mat.T, du.transpose(3, 2, 0, 1)), g_mat)   # (F, C/G, 3, 3)
     return np.ascontiguousarray(dw)
+
+
+def fits(g: ConvGeometry, op: str) -> bool:
+    """Whether map ``op`` ('forward', 'grad_input' or 'grad_weight') of ``g`` fits the
+    memory budget now, planned as the map plans it (nothing is allocated)."""
+    try:
+        if op == "forward":
+            _forward_plan(g, "the forward pass")
+        elif op == "grad_input":
+            _forward_plan(_swapped(g), "the input gradient",
+                          held=16 * g.out_channels * (g.in_channels // g.groups))
+        else:
+            _weight_plan(g)
+    except MemoryError:
+        return False
+    return True
 
 
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:

@@ -56,8 +56,8 @@ from . import winograd_mxm
 from .winograd import applies
 from .winograd_tiles import Tiling
 
-__all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "check_backward",
-           "TILING"]
+__all__ = ["applies", "tiles", "forward", "grad_input", "grad_weight", "fits",
+           "check_backward", "TILING"]
 
 TILING = Tiling(4, (0, 1, -1, "1/2", -2))
 
@@ -92,6 +92,11 @@ def grad_weight(dy: np.ndarray, x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     """dw (F, C/G, 3, 3) from dy (N, F, H', W') and x (N, C, H, W)."""
     _require(g)
     return winograd_mxm.grad_weight(dy, x, g, TILING)
+
+
+def fits(g: ConvGeometry, op: str) -> bool:
+    """Whether map ``op`` of ``g`` fits the memory budget now (:func:`.winograd_mxm.fits`)."""
+    return winograd_mxm.fits(g, op, 4)
 
 
 def check_backward(g: ConvGeometry, transposed: bool = False) -> None:

@@ -27,7 +27,7 @@ from .winograd_tiles import (Tiling, input_transform, multiply, output_adjoint,
                              output_transform)
 
 __all__ = ["applies", "tiles", "channels_last", "forward", "grad_input", "grad_weight",
-           "check_backward", "forward_plan", "weight_plan"]
+           "fits", "check_backward", "forward_plan", "weight_plan"]
 
 # Measured on this machine (BENCHMARKS.md): tiles a block, and where channels go last.
 TARGET_BYTES = 2 * 2**20      # a block's two transform buffers: about the L2 cache
@@ -208,7 +208,7 @@ def _grad_weight_by_filters(dy, x, g: ConvGeometry, tiling: Tiling, plan: _Plan
     (samples, rows), = plan.blocks
     tw, work = plan.tiles[1], plan.buffers()
     v = input_transform(x[samples], g.padding, tw, rows, work[:2], True, tiling)
-    n_t = v.shape[1]                                         # v: (a^2, nT, C)
+    # v: (a^2, nT, C)
     count = -(-alpha * alpha * f * c * g.dtype.itemsize // DW_BLOCK_BYTES)
     step = -(-f // count)
     du = np.empty(alpha * alpha * step * c, dtype=g.dtype)
@@ -222,6 +222,22 @@ def _grad_weight_by_filters(dy, x, g: ConvGeometry, tiling: Tiling, plan: _Plan
         np.matmul(dm.swapaxes(1, 2), v, out=du_b)            # (a^2, fb, C)
         _filters_from(du_b, tiling, out=dw[block])
     return dw
+
+
+def fits(g: ConvGeometry, op: str, m: int) -> bool:
+    """Whether map ``op`` ('forward', 'grad_input' or 'grad_weight') of ``g`` fits the
+    memory budget now, planned as the map plans it (nothing is allocated)."""
+    try:
+        if op == "forward":
+            forward_plan(g, "the forward pass", m)
+        elif op == "grad_input":
+            forward_plan(fast._swapped_geometry(g), "the input gradient", m,
+                         held=(m + 2) ** 2 * g.out_channels * (g.in_channels // g.groups))
+        else:
+            weight_plan(g, m)
+    except MemoryError:
+        return False
+    return True
 
 
 def check_backward(g: ConvGeometry, m: int, transposed: bool = False) -> None:
