@@ -228,8 +228,8 @@ def affine_forward(x, w, b):
     w = as_float_array(w, "affine_forward: w")
     b = as_float_array(b, "affine_forward: b")
     if x.ndim < 1:
-        raise ValueError(f"affine_forward: x must have a batch axis, shape (N, d_1, ..., d_k), "
-                         f"got a 0-d array")
+        raise ValueError("affine_forward: x must have a batch axis, shape (N, d_1, ..., d_k), "
+                         "got a 0-d array")
     n, d = x.shape[0], int(np.prod(x.shape[1:]))
     if w.ndim != 2 or w.shape[0] != d:
         raise ValueError(f"affine_forward: w must have shape (D, M) with D = {d} "
