@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -31,27 +30,6 @@ TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 ENGINES = {"winograd4": winograd4, "winograd7": winograd7}
 
 
-def _evaluation(points, n: int) -> list[list[Fraction]]:
-    """E_n (alpha x n): row p the powers of point p; the last row picks the leading
-    coefficient (the point at infinity)."""
-    return [[Fraction(p) ** j for j in range(n)] for p in points] + [
-        [Fraction(0)] * (n - 1) + [Fraction(1)]]
-
-
-def _inverse(m: list[list[Fraction]]) -> list[list[Fraction]]:
-    """Exact Gauss-Jordan inverse."""
-    n = len(m)
-    a = [row[:] + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(m)]
-    for col in range(n):
-        pivot = next(r for r in range(col, n) if a[r][col] != 0)
-        a[col], a[pivot] = a[pivot], a[col]
-        a[col] = [v / a[col][col] for v in a[col]]
-        for r in range(n):
-            if r != col and a[r][col] != 0:
-                a[r] = [v - a[r][col] * u for v, u in zip(a[r], a[col])]
-    return [row[n:] for row in a]
-
-
 def test_winograd4_matrices_are_the_documented_ones():
     """The docstring's B^T, G, A^T (points 0, 1, -1, 1/2, -2)."""
     np.testing.assert_array_equal(winograd4.TILING.b_t, [
@@ -66,27 +44,11 @@ def test_winograd4_matrices_are_the_documented_ones():
 
 
 @pytest.mark.parametrize("engine", [winograd4, winograd7])
-def test_matrices_are_cook_toom_at_the_points(engine):
-    """A^T = E_m^T, and row k of B^T and G are row k of V^-T and E_3 scaled by s_k and
-    1/s_k (the same s_k across each row)."""
-    tiling = engine.TILING
-    alpha = tiling.alpha
-    v_inv_t = [list(col) for col in zip(*_inverse(_evaluation(tiling.points, alpha)))]
-    e3 = _evaluation(tiling.points, 3)
-    np.testing.assert_array_equal(tiling.a_t,
-                                  np.array(_evaluation(tiling.points, tiling.m), float).T)
-    for k in range(alpha):
-        ratios = {Fraction(b).limit_denominator(10**6) / v
-                  for b, v in zip(tiling.b_t[k], v_inv_t[k]) if v != 0}
-        assert len(ratios) == 1, (k, ratios)
-        s = ratios.pop()
-        assert all(tiling.b_t[k][j] == 0 for j in range(alpha) if v_inv_t[k][j] == 0)
-        np.testing.assert_allclose(tiling.g[k], np.array(e3[k], float) / float(s),
-                                   rtol=1e-15)
-
-
-@pytest.mark.parametrize("engine", [winograd4, winograd7])
 def test_one_dimensional_identity_is_the_direct_sum(engine):
+    """The defining property, independent of how the matrices were built: for any input
+    run d (alpha) and filter g (3), A^T [(G g) * (B^T d)] is the direct correlation's m
+    outputs. (The construction itself is not re-implemented here: a copy of it would
+    only check the code against itself.)"""
     tiling = engine.TILING
     rng = np.random.default_rng(0)
     for _ in range(20):
