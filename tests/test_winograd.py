@@ -98,16 +98,18 @@ def test_float32_error_stays_small_with_many_channels():
         assert rel_err(a, t) < TOLERANCE[np.float32]
 
 
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4", "winograd7"])
 @pytest.mark.parametrize("where", ["x", "w", "dy"])
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
-def test_non_finite_values_propagate_as_in_torch(where, value):
-    """Winograd would spread them through a 2x2 tile: such calls take the direct path."""
+def test_non_finite_values_propagate_as_in_torch(algorithm, where, value):
+    """Winograd would spread them through a whole tile (2x2, 4x4 or 7x7 outputs): such
+    calls take the direct path. 9x7 maps: more than one tile of every size."""
     rng = np.random.default_rng(2)
-    x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
-    dy = rng.standard_normal((2, 4, 6, 7))
-    {"x": x, "w": w, "dy": dy}[where].flat[5] = value
-    ours = (cg.conv2d(x, w, padding=1, algorithm="winograd"),
-            *cg.conv2d_backward(dy, x, w, padding=1, algorithm="winograd")[:2])
+    x, w = rng.standard_normal((2, 3, 9, 7)), rng.standard_normal((4, 3, 3, 3))
+    dy = rng.standard_normal((2, 4, 9, 7))
+    {"x": x, "w": w, "dy": dy}[where].flat[7] = value
+    ours = (cg.conv2d(x, w, padding=1, algorithm=algorithm),
+            *cg.conv2d_backward(dy, x, w, padding=1, algorithm=algorithm)[:2])
     truth = torch_conv(x, w, None, dy, padding=1)[:3]
     for a, t in zip(ours, truth):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(t))
